@@ -1,0 +1,1 @@
+"""Data path: files -> TFDS builder -> sampler -> decode sampled frames -> augment -> sharded batch."""
