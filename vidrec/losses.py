@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
@@ -18,14 +19,8 @@ LOSSES: Registry[LossFn] = Registry("loss.name")
 
 def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray, label_smoothing: float = 0.0) -> jnp.ndarray:
   """Mean softmax cross-entropy with optional label smoothing (computed in float32)."""
-  num_classes = logits.shape[-1]
-  onehot = optax.smooth_labels(jax_one_hot(labels, num_classes), label_smoothing) if label_smoothing \
-      else jax_one_hot(labels, num_classes)
+  onehot = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
   return optax.softmax_cross_entropy(logits.astype(jnp.float32), onehot).mean()
-
-
-def jax_one_hot(labels: jnp.ndarray, num_classes: int) -> jnp.ndarray:
-  return (labels[..., None] == jnp.arange(num_classes)).astype(jnp.float32)
 
 
 @LOSSES.register("classification")
