@@ -1,0 +1,78 @@
+"""ResNet3D as laid out in SGN (paper 000, Sec. IV-B, Fig. 3(a)).
+
+BCB1(64) - RCB2a(64) - RIB2b(64) - RCB3a(128) - RIB3b(128) - RCB4a(256) - RIB4b(256) - RCB5a(512)
+- RIB5b(512) - pool - fc(c). conv1 is 3x7x7, stride 1x2x2, padding 1x3x3 (BCB, Eq. 14); every other
+convolution is 3x3x3; stages 3-5 start with stride 2 in time and space. Blocks are residual (Eq. 15/16).
+
+Config (``config.model``): ``width`` (channels of BCB1/stage 2; 64 standard), ``blocks_per_stage``
+(2 -> ResNet3D-18 as in the paper), ``num_stages`` (4; fewer for tiny CPU models), ``dropout`` before
+fc, ``dtype``/``param_dtype``. With width 64 and 400 classes it has 33,371,472 parameters.
+
+Subclasses (SGN) change individual blocks by overriding :meth:`ResNet3D.block_output`.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from vidrec.models import MODELS, dtype_of
+from vidrec.models.layers import ConvBN, Dtype, ResBlock3D
+
+
+def block_names(num_stages: int = 4, blocks_per_stage: int = 2) -> list[str]:
+  """Block names in order: ['2a', '2b', '3a', ...]; the first of a stage is the RCB, the rest RIBs."""
+  return [f"{stage}{chr(ord('a') + i)}" for stage in range(2, 2 + num_stages)
+          for i in range(blocks_per_stage)]
+
+
+class ResNet3D(nn.Module):
+  """Channels-last ResNet3D; returns {'logits', 'embedding'}."""
+  num_classes: int
+  width: int = 64
+  num_stages: int = 4
+  blocks_per_stage: int = 2
+  dropout: float = 0.0
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  def block_output(self, name: str, block: ResBlock3D, x: jnp.ndarray,
+                   features: dict[str, jnp.ndarray], train: bool) -> jnp.ndarray:
+    """Runs one block on ``x``; ``features`` maps earlier block names (and 'stem') to their outputs."""
+    del name, features
+    return block(x, train)
+
+  @nn.compact
+  def __call__(self, video: jnp.ndarray, *, train: bool = False,
+               labels: jnp.ndarray | None = None) -> dict[str, jnp.ndarray]:
+    del labels
+    if video.ndim != 5:
+      raise ValueError(f"ResNet3D expects video [N, T, H, W, C], got shape {video.shape}")
+    x = video.astype(self.dtype)
+    x = ConvBN(self.width, (3, 7, 7), (1, 2, 2), dtype=self.dtype, param_dtype=self.param_dtype,
+               name="bcb1")(x, train)
+    features = {"stem": x}
+    for name in block_names(self.num_stages, self.blocks_per_stage):
+      stage, first = int(name[0]), name[1] == "a"
+      strides = (2, 2, 2) if first and stage > 2 else (1, 1, 1)
+      block = ResBlock3D(self.width * 2 ** (stage - 2), strides, dtype=self.dtype,
+                         param_dtype=self.param_dtype, name=f"{'rcb' if first else 'rib'}{name}")
+      x = self.block_output(name, block, x, features, train)
+      features[name] = x
+    embedding = x.mean(axis=(1, 2, 3))
+    embedding = nn.Dropout(self.dropout, deterministic=not train)(embedding)
+    logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype, name="fc")(embedding)
+    return {"logits": logits.astype(jnp.float32), "embedding": embedding.astype(jnp.float32)}
+
+
+def resnet3d_kwargs(cfg: ml_collections.ConfigDict) -> dict:
+  """The ResNet3D fields read from ``config.model`` (shared with models built on ResNet3D)."""
+  return dict(width=cfg.get("width", 64), num_stages=cfg.get("num_stages", 4),
+              blocks_per_stage=cfg.get("blocks_per_stage", 2), dropout=cfg.get("dropout", 0.0),
+              dtype=dtype_of(cfg.get("dtype", "float32")),
+              param_dtype=dtype_of(cfg.get("param_dtype", "float32")))
+
+
+@MODELS.register("resnet3d")
+def build(cfg: ml_collections.ConfigDict, num_classes: int) -> ResNet3D:
+  return ResNet3D(num_classes=num_classes, **resnet3d_kwargs(cfg))
