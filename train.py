@@ -1,0 +1,30 @@
+"""Train a vidrec model: python train.py --config configs/<model>_<dataset>.py[:variant] --workdir DIR.
+
+Re-running the same command resumes from the latest checkpoint in DIR/checkpoints.
+"""
+from absl import app, flags
+from ml_collections import config_flags
+
+from vidrec import parallel
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/u2s_sthv2.py:synthetic.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and reports go.")
+_EVAL = flags.DEFINE_bool("eval", True, "Run eval.py's evaluation after training.")
+flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-process without auto-detection).")
+flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
+flags.DEFINE_integer("process_id", None, "This process's id (with --coordinator_address).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  parallel.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id)
+  from vidrec import evaluate, trainer  # pylint: disable=g-import-not-at-top
+  trainer.train(_CONFIG.value, _WORKDIR.value)
+  if _EVAL.value:
+    evaluate.evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

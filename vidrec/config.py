@@ -1,0 +1,73 @@
+"""The base config every ``configs/<model>_<dataset>.py`` starts from, and its validation.
+
+All keys live here (one place), so ``--config.<key>=value`` on a key that does not exist is an error
+from ml_collections naming the key, and ``validate`` catches unknown names before anything compiles.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.batch_size = 32                 # global, over all devices and processes
+  c.num_train_steps = 10_000
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 1000
+  c.keep_checkpoints = 3
+
+  c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "float32", "param_dtype": "float32"})
+  c.dataset = ml_collections.ConfigDict({
+      "name": "synthetic_actions", "data_dir": "", "train_split": "train", "eval_split": "test"})
+  c.input = ml_collections.ConfigDict({
+      "sampler": "dense",           # dense | segments (vidrec.data.samplers.TEMPORAL_SAMPLERS)
+      "clip_len": 16, "stride": 1, "num_test_clips": 10,      # dense; num_test_clips=0: all non-overlapping
+      "num_segments": 8, "frames_per_segment": 1,             # segments
+      "short_video": "loop",        # loop | pad
+      "resize": 128,                # short side (int) or fixed (h, w)
+      "scale_jitter": (0, 0),       # (min, max) training short side; (0, 0) = off
+      "crop": 112,
+      "flip": True,                 # with the dataset's flip label map
+      "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
+      "test_spatial": "center",     # center | three | five | nine
+      "test_flip": False,
+      "prefetch": 2,
+  })
+  c.loss = ml_collections.ConfigDict({"name": "classification", "label_smoothing": 0.0})
+  c.optimizer = ml_collections.ConfigDict({
+      "name": "sgd", "lr": 0.001, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
+      "schedule": "step", "decay_every": 10_000, "decay_steps": (), "gamma": 0.1,
+      "warmup_steps": 0, "grad_clip_norm": 0.0})
+  c.eval = ml_collections.ConfigDict({
+      "aggregation": "mean_softmax",  # vidrec.evaluate.AGGREGATIONS
+      "heads": ("logits",),
+      "batch_size": 32,
+      "checkpoint_step": -1,          # -1: latest
+  })
+  return c
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Checks every name in the config against its registry, before any data or compilation."""
+  from vidrec import evaluate, losses, optim  # pylint: disable=g-import-not-at-top
+  from vidrec.data import datasets, samplers
+  from vidrec import models
+  models._import_all()  # pylint: disable=protected-access
+  models.MODELS.get(config.model.name)
+  losses.LOSSES.get(config.loss.name)
+  datasets.DATASETS.get(datasets.split_name(config.dataset.name)[0])
+  samplers.TEMPORAL_SAMPLERS.get(config.input.sampler)
+  optim.OPTIMIZERS.get(config.optimizer.name)
+  optim.SCHEDULES.get(config.optimizer.schedule)
+  evaluate.AGGREGATIONS.get(config.eval.aggregation)
+  if config.input.short_video not in samplers.SHORT_VIDEO_MODES:
+    raise ValueError(f"input.short_video must be one of {samplers.SHORT_VIDEO_MODES}")
+  if config.input.test_spatial not in samplers.SPATIAL_SCHEMES:
+    raise ValueError(f"input.test_spatial must be one of {samplers.SPATIAL_SCHEMES}")
+  for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps"):
+    if config[key] <= 0:
+      raise ValueError(f"{key} must be positive, got {config[key]}")

@@ -1,0 +1,197 @@
+"""The input pipeline: example index -> raw record -> sampled frame indices -> decode those frames only
+-> augment -> local batch (numpy). ``vidrec.parallel`` turns local batches into sharded global arrays.
+
+Training order is a pure function of (seed, position): global position ``p`` of the example stream is
+video ``perm_e[p mod n]`` of epoch ``e = p // n`` (a fresh permutation per epoch), and its sampling and
+augmentation are seeded by ``(seed, p)``. Step ``s`` of process ``k`` reads positions
+``s*B + k*b ... s*B + (k+1)*b - 1`` (global batch B, local batch b), so a run resumed at step ``s``
+sees exactly the batches the uninterrupted run would have: the iterator's state is the step number.
+
+Test order: each process takes every P-th video, expands it into all its views (temporal clips x
+spatial crops) and yields them in order with ``video_index``/``view_index``; the last batch is padded
+and ``mask`` marks the real views.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Iterator
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from vidrec.data import samplers
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+class VideoSource:
+  """Random access to one split of a prepared vidrec TFDS dataset."""
+
+  def __init__(self, builder: tfds.core.DatasetBuilder, split: str):
+    if split not in builder.info.splits:
+      raise ValueError(f"Split {split!r} not in dataset {builder.info.full_name}; "
+                       f"available: {sorted(builder.info.splits)}")
+    self.split = split
+    self.records = builder.as_data_source(
+        split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+    self.features = builder.info.features
+    self.class_names: list[str] = list(self.features["label"].names)
+    flip_map = getattr(builder, "flip_label_map", lambda: list(range(len(self.class_names))))()
+    self.flip_map = None if flip_map is None else np.asarray(flip_map, np.int32)
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+  def __len__(self) -> int:
+    return len(self.records)
+
+  def read(self, index: np.ndarray) -> bytes:
+    return self.records[int(index)]
+
+  def parse(self, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Deserialises one record without decoding its frames: ``video`` is a string[T] of JPEGs."""
+    return self.features.deserialize_example(serialized, decoders={"video": tfds.decode.SkipDecoding()})
+
+
+def decode_frames(encoded: tf.Tensor) -> tf.Tensor:
+  """JPEG string[L] -> uint8[L, H, W, 3]."""
+  return tf.map_fn(lambda s: tf.io.decode_jpeg(s, channels=3), encoded,
+                   fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+
+
+def resize(frames: tf.Tensor, size) -> tf.Tensor:
+  """Resizes [L,H,W,3] to a fixed (h, w) or so that the short side is ``size`` (float32 out)."""
+  frames = tf.cast(frames, tf.float32)
+  if isinstance(size, (tuple, list)):
+    return tf.image.resize(frames, size, antialias=True)
+  h, w = tf.shape(frames)[1], tf.shape(frames)[2]
+  scale = tf.cast(size, tf.float32) / tf.cast(tf.minimum(h, w), tf.float32)
+  new_hw = tf.cast(tf.round(tf.cast(tf.stack([h, w]), tf.float32) * scale), tf.int32)
+  return tf.image.resize(frames, tf.maximum(new_hw, size), antialias=True)
+
+
+def normalize(frames: tf.Tensor, cfg: ml_collections.ConfigDict) -> tf.Tensor:
+  return (frames - tf.constant(cfg.mean, tf.float32)) / tf.constant(cfg.std, tf.float32)
+
+
+def make_sampler(cfg: ml_collections.ConfigDict) -> samplers.TemporalSampler:
+  return samplers.TEMPORAL_SAMPLERS.get(cfg.sampler)(**cfg.to_dict())
+
+
+def check_flip(cfg: ml_collections.ConfigDict, source: VideoSource) -> None:
+  if cfg.flip and source.flip_map is None:
+    raise ValueError("input.flip=True but this dataset has no horizontal-flip label map "
+                     "(flipping would change labels): set --config.input.flip=False.")
+
+
+def _train_example(raw: tf.Tensor, position: tf.Tensor, source: VideoSource,
+                   sampler: samplers.TemporalSampler, cfg: ml_collections.ConfigDict, seed: int):
+  ex = source.parse(raw)
+  num_frames = tf.shape(ex["video"])[0]
+  indices = tf.numpy_function(
+      lambda n, p: sampler.train(int(n), np.random.default_rng([seed, int(p)])),
+      [num_frames, position], tf.int32, stateful=False)
+  frames = decode_frames(tf.gather(ex["video"], indices))
+  key = tf.stack([tf.constant(seed, tf.int64), position])
+  keys = tf.random.experimental.stateless_split(key, 3)
+  size = cfg.resize
+  if cfg.get("scale_jitter"):
+    lo, hi = cfg.scale_jitter
+    size = tf.random.stateless_uniform([], keys[0], lo, hi + 1, tf.int32)
+  frames = resize(frames, size)
+  crop = tf.image.stateless_random_crop(
+      tf.transpose(frames, [1, 2, 0, 3]),
+      [cfg.crop, cfg.crop, tf.shape(frames)[0], 3], keys[1])
+  frames = tf.transpose(crop, [2, 0, 1, 3])
+  label = tf.cast(ex["label"], tf.int32)
+  if cfg.flip:
+    flip = tf.random.stateless_uniform([], keys[2]) < 0.5
+    frames = tf.cond(flip, lambda: tf.reverse(frames, [2]), lambda: frames)
+    label = tf.where(flip, tf.gather(tf.constant(source.flip_map), label), label)
+  frames = tf.ensure_shape(frames, [None, cfg.crop, cfg.crop, 3])
+  return {"video": normalize(frames, cfg), "label": label}
+
+
+def train_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global_batch: int,
+                  seed: int, start_step: int = 0, process_index: int = 0,
+                  process_count: int = 1) -> tf.data.Dataset:
+  """Infinite dataset of this process's local training batches, starting at ``start_step``."""
+  check_flip(cfg, source)
+  local = global_batch // process_count
+  n = len(source)
+  sampler = make_sampler(cfg)
+
+  @functools.lru_cache(maxsize=2)
+  def permutation(epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch, 7]).permutation(n)
+
+  def read(counter: np.ndarray) -> tuple[bytes, np.int64]:
+    step, j = divmod(int(counter), local)
+    position = step * global_batch + process_index * local + j
+    epoch, i = divmod(position, n)
+    return source.read(permutation(epoch)[i]), np.int64(position)
+
+  ds = tf.data.Dataset.range(start_step * local, 2**62)
+  ds = ds.map(lambda c: tf.numpy_function(read, [c], (tf.string, tf.int64), stateful=False),
+              num_parallel_calls=AUTOTUNE)
+  ds = ds.map(lambda raw, pos: _train_example(raw, pos, source, sampler, cfg, seed),
+              num_parallel_calls=AUTOTUNE)
+  return ds.batch(local, drop_remainder=True).prefetch(cfg.get("prefetch", 2))
+
+
+def _test_views(raw: tf.Tensor, video_index: tf.Tensor, source: VideoSource,
+                sampler: samplers.TemporalSampler, cfg: ml_collections.ConfigDict):
+  """All views of one video: uint8 [V, L, crop, crop, 3] plus per-view ids."""
+  ex = source.parse(raw)
+  clips = tf.numpy_function(lambda n: sampler.test(int(n)), [tf.shape(ex["video"])[0]], tf.int32,
+                            stateful=False)
+  num_clips, clip_len = tf.shape(clips)[0], tf.shape(clips)[1]
+  frames = resize(decode_frames(tf.gather(ex["video"], tf.reshape(clips, [-1]))), cfg.resize)
+  h, w = tf.shape(frames)[1], tf.shape(frames)[2]
+  frames = tf.reshape(frames, [num_clips, clip_len, h, w, 3])
+  crops = tf.numpy_function(
+      lambda hh, ww: samplers.spatial_views(int(hh), int(ww), cfg.crop, cfg.test_spatial,
+                                            cfg.test_flip), [h, w], tf.int32, stateful=False)
+  crops = tf.reshape(crops, [-1, 3])
+
+  def view(k, c):
+    y, x, f = crops[c, 0], crops[c, 1], crops[c, 2]
+    v = frames[k, :, y:y + cfg.crop, x:x + cfg.crop]
+    return tf.cond(f > 0, lambda: tf.reverse(v, [2]), lambda: v)
+
+  num_crops = tf.shape(crops)[0]
+  k, c = tf.meshgrid(tf.range(num_clips), tf.range(num_crops), indexing="ij")
+  k, c = tf.reshape(k, [-1]), tf.reshape(c, [-1])
+  videos = tf.map_fn(lambda kc: view(kc[0], kc[1]), (k, c),
+                     fn_output_signature=tf.TensorSpec([None, cfg.crop, cfg.crop, 3], tf.float32))
+  num_views = tf.shape(k)[0]
+  return {"video": videos, "label": tf.fill([num_views], tf.cast(ex["label"], tf.int32)),
+          "video_index": tf.fill([num_views], tf.cast(video_index, tf.int32)),
+          "view_index": tf.range(num_views, dtype=tf.int32)}
+
+
+def eval_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global_batch: int,
+                 process_index: int = 0, process_count: int = 1) -> tf.data.Dataset:
+  """Finite dataset of this process's share of the test views, batched (the last batch may be short)."""
+  local = global_batch // process_count
+  sampler = make_sampler(cfg)
+  ds = tf.data.Dataset.from_tensor_slices(np.arange(process_index, len(source), process_count))
+  ds = ds.map(lambda i: (tf.numpy_function(source.read, [i], tf.string, stateful=False), i),
+              num_parallel_calls=AUTOTUNE)
+  ds = ds.map(lambda raw, i: _test_views(raw, i, source, sampler, cfg), num_parallel_calls=AUTOTUNE)
+  ds = ds.unbatch().map(lambda ex: {**ex, "video": normalize(ex["video"], cfg)})
+  return ds.batch(local).prefetch(cfg.get("prefetch", 2))
+
+
+def padded_batches(ds: tf.data.Dataset, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+  """Numpy batches of exactly ``batch_size`` rows; a short final batch is zero-padded, ``mask``
+  marks the real rows."""
+  for batch in ds.as_numpy_iterator():
+    n = len(batch["label"])
+    batch = {k: np.concatenate([v, np.zeros((batch_size - n,) + v.shape[1:], v.dtype)])
+             for k, v in batch.items()}
+    batch["mask"] = np.arange(batch_size) < n
+    yield batch

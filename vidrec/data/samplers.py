@@ -1,0 +1,150 @@
+"""Samplers: small pure functions from a video's frame count to frame indices (and crop positions).
+
+Temporal samplers return int32 arrays of frame indices in ``[0, num_frames)``. Training samplers take a
+``numpy.random.Generator`` (the pipeline seeds one per example from (seed, position), so every run and
+every resumed run sees the same indices); test samplers are deterministic. A sampler is chosen by name
+(``config.input.sampler``) from ``TEMPORAL_SAMPLERS``; spatial test views from ``spatial_views``.
+
+Short videos (fewer frames than a clip spans) are handled by ``short_video``: ``"loop"`` wraps the
+indices around (frame i -> i mod T), ``"pad"`` repeats the last frame.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from vidrec.registry import Registry
+
+SHORT_VIDEO_MODES = ("loop", "pad")
+
+
+def _fit(indices: np.ndarray, num_frames: int, short_video: str) -> np.ndarray:
+  """Maps indices past the end of the video back into range (loop or pad)."""
+  if short_video == "loop":
+    return (indices % num_frames).astype(np.int32)
+  if short_video == "pad":
+    return np.minimum(indices, num_frames - 1).astype(np.int32)
+  raise ValueError(f"short_video must be one of {SHORT_VIDEO_MODES}, got {short_video!r}")
+
+
+def _check(num_frames: int) -> None:
+  if num_frames < 1:
+    raise ValueError(f"a video needs at least one frame, got num_frames={num_frames}")
+
+
+def clip_span(clip_len: int, stride: int) -> int:
+  """Number of frames a clip of ``clip_len`` frames with ``stride`` covers."""
+  return (clip_len - 1) * stride + 1
+
+
+def dense_clip(num_frames: int, clip_len: int, stride: int, start: int,
+               short_video: str = "loop") -> np.ndarray:
+  """``clip_len`` frames ``stride`` apart from ``start``: int32[clip_len]."""
+  _check(num_frames)
+  return _fit(start + stride * np.arange(clip_len), num_frames, short_video)
+
+
+def random_dense_clip(num_frames: int, clip_len: int, stride: int, rng: np.random.Generator,
+                      short_video: str = "loop") -> np.ndarray:
+  """Training: one clip at a uniformly random start. int32[clip_len]."""
+  max_start = max(num_frames - clip_span(clip_len, stride), 0)
+  return dense_clip(num_frames, clip_len, stride, int(rng.integers(0, max_start + 1)), short_video)
+
+
+def test_dense_clips(num_frames: int, clip_len: int, stride: int, num_clips: int,
+                     short_video: str = "loop") -> np.ndarray:
+  """Test: ``num_clips`` clips whose starts are the centres of equal bins over the valid starts
+  (MMAction2's rule; one clip is the centre clip). int32[num_clips, clip_len]."""
+  max_start = max(num_frames - clip_span(clip_len, stride), 0)
+  starts = np.floor((np.arange(num_clips) + 0.5) * (max_start + 1) / num_clips).astype(int)
+  return np.stack([dense_clip(num_frames, clip_len, stride, s, short_video) for s in starts])
+
+
+def non_overlapping_clips(num_frames: int, clip_len: int, stride: int = 1,
+                          short_video: str = "loop") -> np.ndarray:
+  """Test: every non-overlapping clip of the video (SGN Sec. IV-B); at least one.
+  int32[max(1, T // span), clip_len]."""
+  span = clip_len * stride
+  count = max(1, num_frames // span)
+  return np.stack([dense_clip(num_frames, clip_len, stride, k * span, short_video) for k in range(count)])
+
+
+def segments(num_frames: int, num_segments: int, rng: np.random.Generator | None = None,
+             frames_per_segment: int = 1, short_video: str = "loop") -> np.ndarray:
+  """TSN sampling: split the video into ``num_segments`` equal parts and take ``frames_per_segment``
+  consecutive frames from each, at a random offset (training, ``rng`` given) or the centre (test).
+  int32[num_segments * frames_per_segment]."""
+  _check(num_frames)
+  length = num_frames / num_segments
+  begin = np.arange(num_segments) * length
+  usable = np.maximum(length - frames_per_segment + 1, 1.0)
+  offset = rng.random(num_segments) * usable if rng is not None else (usable - 1) / 2
+  first = np.minimum(np.floor(begin + offset).astype(int), num_frames - 1)
+  indices = (first[:, None] + np.arange(frames_per_segment)[None]).reshape(-1)
+  return _fit(indices, num_frames, short_video)
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalSampler:
+  """A named pair: ``train(num_frames, rng) -> int32[L]`` and ``test(num_frames) -> int32[K, L]``."""
+  train: Callable[[int, np.random.Generator], np.ndarray]
+  test: Callable[[int], np.ndarray]
+
+
+TEMPORAL_SAMPLERS: Registry[Callable[..., TemporalSampler]] = Registry("input.sampler")
+
+
+@TEMPORAL_SAMPLERS.register("dense")
+def _dense(clip_len: int, stride: int = 1, num_test_clips: int = 10, short_video: str = "loop",
+           **unused) -> TemporalSampler:
+  """Dense clips: random clip in training, ``num_test_clips`` evenly spaced clips at test
+  (``num_test_clips=0`` means every non-overlapping clip)."""
+  del unused
+  if num_test_clips == 0:
+    test = lambda n: non_overlapping_clips(n, clip_len, stride, short_video)
+  else:
+    test = lambda n: test_dense_clips(n, clip_len, stride, num_test_clips, short_video)
+  return TemporalSampler(lambda n, rng: random_dense_clip(n, clip_len, stride, rng, short_video), test)
+
+
+@TEMPORAL_SAMPLERS.register("segments")
+def _segments(num_segments: int, frames_per_segment: int = 1, short_video: str = "loop",
+              **unused) -> TemporalSampler:
+  """TSN segments: random offset per segment in training, segment centres at test (one view)."""
+  del unused
+  return TemporalSampler(
+      lambda n, rng: segments(n, num_segments, rng, frames_per_segment, short_video),
+      lambda n: segments(n, num_segments, None, frames_per_segment, short_video)[None])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Spatial test views: (y, x, flip) crop positions.
+
+SPATIAL_SCHEMES = ("center", "three", "five", "nine")
+
+
+def spatial_views(height: int, width: int, crop: int, scheme: str = "center",
+                  flip: bool = False) -> np.ndarray:
+  """Crop positions for test views: int32[V, 3] rows (y, x, flip).
+
+  ``center``: one centre crop; ``three``: three crops along the long side (start, centre, end;
+  PySlowFast's 3-crop); ``five``: four corners + centre; ``nine``: a 3x3 grid (FstCN). ``flip`` adds
+  the mirrored copy of each (``five`` + flip = TSN's 10 crops).
+  """
+  if crop > min(height, width):
+    raise ValueError(f"crop {crop} is larger than the frame {height}x{width}: raise input.resize")
+  ys, xs = (0, (height - crop) // 2, height - crop), (0, (width - crop) // 2, width - crop)
+  if scheme == "center":
+    pos = [(ys[1], xs[1])]
+  elif scheme == "three":
+    pos = [(y, xs[1]) for y in ys] if height > width else [(ys[1], x) for x in xs]
+  elif scheme == "five":
+    pos = [(ys[0], xs[0]), (ys[0], xs[2]), (ys[2], xs[0]), (ys[2], xs[2]), (ys[1], xs[1])]
+  elif scheme == "nine":
+    pos = [(y, x) for y in ys for x in xs]
+  else:
+    raise ValueError(f"Unknown spatial scheme {scheme!r}; use one of {SPATIAL_SCHEMES}")
+  flips = (0, 1) if flip else (0,)
+  return np.array([(y, x, f) for f in flips for (y, x) in pos], np.int32)

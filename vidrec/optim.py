@@ -1,0 +1,69 @@
+"""Optimizers and learning-rate schedules (config.optimizer), by name."""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import ml_collections
+import optax
+
+from vidrec.registry import Registry
+
+SCHEDULES: Registry[Callable[[ml_collections.ConfigDict, int], optax.Schedule]] = Registry(
+    "optimizer.schedule")
+OPTIMIZERS: Registry[Callable[[ml_collections.ConfigDict, optax.Schedule], optax.GradientTransformation]] = \
+    Registry("optimizer.name")
+
+
+@SCHEDULES.register("step")
+def _step(cfg: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+  """The papers' step decay: lr * gamma^k after each of ``decay_steps`` (a list) or every
+  ``decay_every`` steps."""
+  boundaries = list(cfg.get("decay_steps") or range(cfg.decay_every, num_steps, cfg.decay_every))
+  return optax.piecewise_constant_schedule(cfg.lr, {int(b): cfg.gamma for b in boundaries})
+
+
+@SCHEDULES.register("cosine")
+def _cosine(cfg: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+  return optax.cosine_decay_schedule(cfg.lr, max(num_steps - cfg.warmup_steps, 1))
+
+
+@SCHEDULES.register("constant")
+def _constant(cfg: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+  del num_steps
+  return optax.constant_schedule(cfg.lr)
+
+
+def make_schedule(cfg: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+  """The named schedule, after a linear warm-up of ``warmup_steps`` (0: none)."""
+  main = SCHEDULES.get(cfg.schedule)(cfg, num_steps)
+  if not cfg.warmup_steps:
+    return main
+  warmup = optax.linear_schedule(0.0, cfg.lr, cfg.warmup_steps)
+  return optax.join_schedules([warmup, main], [cfg.warmup_steps])
+
+
+def _decay_mask(params):
+  """Weight decay on kernels only (not on biases and BatchNorm scales/offsets)."""
+  return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(cfg: ml_collections.ConfigDict, lr: optax.Schedule) -> optax.GradientTransformation:
+  """SGD with momentum and L2 weight decay added to the gradient (Caffe's rule, as the papers)."""
+  return optax.chain(optax.add_decayed_weights(cfg.weight_decay, _decay_mask),
+                     optax.sgd(lr, momentum=cfg.momentum, nesterov=cfg.get("nesterov", False)))
+
+
+@OPTIMIZERS.register("adamw")
+def _adamw(cfg: ml_collections.ConfigDict, lr: optax.Schedule) -> optax.GradientTransformation:
+  return optax.adamw(lr, weight_decay=cfg.weight_decay, mask=_decay_mask)
+
+
+def make_optimizer(cfg: ml_collections.ConfigDict,
+                   num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  schedule = make_schedule(cfg, num_steps)
+  tx = OPTIMIZERS.get(cfg.name)(cfg, schedule)
+  if cfg.get("grad_clip_norm"):
+    tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
+  return tx, schedule

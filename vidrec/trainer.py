@@ -1,0 +1,200 @@
+"""The shared trainer: config -> model -> loss terms -> one jit-compiled step -> metrics/checkpoints.
+
+State is replicated over the mesh, batches are sharded on ``data``, the state buffer is donated.
+Checkpoints (orbax, async) hold the full train state, including every non-parameter variable
+collection (BatchNorm statistics, per-class statistics, ...) and the input position (= next step).
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from absl import logging
+
+from vidrec import config as config_lib
+from vidrec import losses, metrics, optim, parallel
+from vidrec.data import datasets, pipeline
+from vidrec.models import build_model
+
+
+class TrainState(flax.struct.PyTreeNode):
+  step: jax.Array
+  params: Any
+  model_state: dict            # every non-"params" variable collection
+  opt_state: Any
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+def variables_of(ts: TrainState) -> dict:
+  return {"params": ts.params, **ts.model_state}
+
+
+def input_shape(config: ml_collections.ConfigDict, batch: int) -> tuple[int, ...]:
+  """Shape of a batch of videos as the pipeline produces it."""
+  inp = config.input
+  frames = (inp.clip_len if inp.sampler == "dense"
+            else inp.num_segments * inp.frames_per_segment)
+  return (batch, frames, inp.crop, inp.crop, 3)
+
+
+def init_state(model: nn.Module, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,
+               rng: jax.Array) -> TrainState:
+  video = jnp.zeros(input_shape(config, 1), jnp.float32)
+  variables = model.init({"params": rng, "dropout": rng}, video, train=False,
+                         labels=jnp.zeros((1,), jnp.int32))
+  variables = flax.core.unfreeze(variables)
+  params = variables.pop("params")
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
+                    opt_state=tx.init(params))
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
+                    loss_fn: losses.LossFn, loss_cfg: ml_collections.ConfigDict,
+                    schedule: optax.Schedule, base_rng: jax.Array) -> Callable:
+  """(state, batch) -> (state, metrics); one step of SGD on the sum of the named loss terms."""
+
+  def step(ts: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    rng = jax.random.fold_in(base_rng, ts.step)
+
+    def objective(params):
+      outputs, new_state = model.apply(
+          {"params": params, **ts.model_state}, batch["video"], train=True, labels=batch["label"],
+          rngs={"dropout": rng}, mutable=list(ts.model_state))
+      terms = loss_fn(outputs, batch["label"], loss_cfg, params)
+      return losses.total_loss(terms), (terms, outputs, new_state)
+
+    (loss, (terms, outputs, new_state)), grads = jax.value_and_grad(objective, has_aux=True)(ts.params)
+    updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
+    ts = ts.replace(step=ts.step + 1, params=optax.apply_updates(ts.params, updates),
+                    model_state=dict(new_state), opt_state=opt_state)
+    logits = outputs["logits"]
+    out = {"loss": loss, "lr": schedule(ts.step - 1),
+           "top1": metrics.topk_correct(logits, batch["label"], 1).mean(),
+           "top5": metrics.topk_correct(logits, batch["label"], 5).mean(),
+           "grad_norm": optax.global_norm(grads)}
+    out.update({f"loss/{k}": v for k, v in terms.items()})
+    return ts, out
+
+  return step
+
+
+def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
+                                           enable_async_checkpointing=True))
+
+
+def restore(mngr: ocp.CheckpointManager, abstract: TrainState, step: int | None = None) -> tuple[TrainState, dict]:
+  """Restores ``step`` (default latest) into the shapes/shardings of ``abstract``."""
+  step = mngr.latest_step() if step is None else step
+  restored = mngr.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
+  return restored.state, restored.data
+
+
+def save(mngr: ocp.CheckpointManager, ts: TrainState, config: ml_collections.ConfigDict) -> None:
+  step = int(ts.step)
+  mngr.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(ts),
+      data=ocp.args.JsonSave({"next_step": step, "seed": config.seed,
+                              "global_batch": config.batch_size, "dataset": config.dataset.name})))
+
+
+class Setup(flax.struct.PyTreeNode):
+  """Everything ``train``/``evaluate``/``bench`` build from a config (not a pytree of arrays)."""
+  model: nn.Module = flax.struct.field(pytree_node=False)
+  mesh: Any = flax.struct.field(pytree_node=False)
+  builder: Any = flax.struct.field(pytree_node=False)
+  tx: Any = flax.struct.field(pytree_node=False)
+  schedule: Any = flax.struct.field(pytree_node=False)
+  abstract_state: Any = flax.struct.field(pytree_node=False)
+  num_classes: int = flax.struct.field(pytree_node=False)
+
+
+def setup(config: ml_collections.ConfigDict) -> Setup:
+  """Validates the config, opens the dataset, builds model/optimizer and the sharded state layout."""
+  config_lib.validate(config)
+  parallel.check_batch_size(config.batch_size)
+  builder = datasets.load_builder(config.dataset.name, config.dataset.data_dir or None)
+  num_classes = builder.info.features["label"].num_classes
+  model = build_model(config.model, num_classes)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
+  mesh = parallel.make_mesh()
+  abstract = jax.eval_shape(lambda r: init_state(model, tx, config, r), jax.random.key(0))
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=parallel.replicated(mesh)),
+                          abstract)
+  return Setup(model, mesh, builder, tx, schedule, abstract, num_classes)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains (or resumes) until ``num_train_steps``; returns the final state."""
+  s = setup(config)
+  source = pipeline.VideoSource(s.builder, config.dataset.train_split)
+  loss_fn = losses.LOSSES.get(config.loss.name)
+  rng = jax.random.key(config.seed)
+  init_rng, step_rng = jax.random.split(rng)
+  repl, batch_sharding = parallel.replicated(s.mesh), parallel.data_sharded(s.mesh)
+
+  mngr = checkpoint_manager(workdir, config)
+  if mngr.latest_step() is not None:
+    ts, data = restore(mngr, s.abstract_state)
+    logging.info("Resumed from step %d (%s)", int(ts.step), data)
+  else:
+    ts = jax.jit(lambda r: init_state(s.model, s.tx, config, r), out_shardings=repl)(init_rng)
+  start = int(ts.step)
+
+  step_fn = jax.jit(make_train_step(s.model, s.tx, loss_fn, config.loss, s.schedule, step_rng),
+                    in_shardings=(repl, batch_sharding), out_shardings=(repl, repl), donate_argnums=0)
+  ds = pipeline.train_dataset(source, config.input, global_batch=config.batch_size, seed=config.seed,
+                              start_step=start, process_index=jax.process_index(),
+                              process_count=jax.process_count())
+  batches = ds.as_numpy_iterator()
+  writer = metrics.MetricWriter(workdir, config.num_train_steps)
+  history: list[dict] = []
+  pending: dict | None = None
+  t_log = time.time()
+  try:
+    for step in range(start, config.num_train_steps):
+      batch = parallel.to_global(next(batches), s.mesh)
+      ts, m = step_fn(ts, batch)
+      _check_finite(pending)            # the previous step's loss: checked while this one runs
+      pending = {"step": step + 1, "loss": m["loss"]}
+      history.append(m)
+      done = step + 1
+      if done % config.log_every_steps == 0 or done == config.num_train_steps:
+        _check_finite(pending)
+        scalars = metrics.mean_metrics(history)
+        scalars["clips_per_sec"] = len(history) * config.batch_size / (time.time() - t_log)
+        writer.write(done, scalars)
+        writer.progress(done, scalars)
+        history, t_log = [], time.time()
+      if done % config.checkpoint_every_steps == 0 or done == config.num_train_steps:
+        _check_finite(pending)
+        save(mngr, ts, config)
+  finally:
+    mngr.wait_until_finished()
+    mngr.close()
+    writer.close()
+  return ts
+
+
+def _check_finite(pending: dict | None) -> None:
+  """Stops training at a non-finite loss, before any checkpoint of that state is written."""
+  if pending is not None and not np.isfinite(float(jax.device_get(pending["loss"]))):
+    raise NonFiniteLossError(
+        f"Loss is {float(pending['loss'])} at step {pending['step']}; stopping. The last checkpoint "
+        f"(written before this step) is intact: lower optimizer.lr or enable optimizer.grad_clip_norm, "
+        f"then re-run the same command to resume from it.")
