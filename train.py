@@ -2,7 +2,7 @@
 
 Re-running the same command resumes from the latest checkpoint in DIR/checkpoints.
 """
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from vidrec import parallel
@@ -19,6 +19,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # keep the console to progress lines; -v 0 for info
   parallel.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id)
   from vidrec import evaluate, trainer  # pylint: disable=g-import-not-at-top
   trainer.train(_CONFIG.value, _WORKDIR.value)

@@ -28,7 +28,7 @@ def synthetic(c) -> None:
   """CPU-sized: same model family (4 stages, 2 blocks each), width 8, 8x40x40 clips."""
   c.model.update(width=8)
   c.dataset.update(name="synthetic_actions", train_split="train", eval_split="test")
-  c.input.update(clip_len=8, stride=4, num_test_clips=3, resize=46, crop=40, scale_jitter=(40, 52))
+  c.input.update(clip_len=8, stride=4, num_test_clips=3, resize=(46,), crop=40, scale_jitter=(40, 52))
   c.optimizer.update(lr=0.1, schedule="cosine", warmup_steps=100, weight_decay=1e-4)
   c.batch_size = 16
   c.num_train_steps = 1500

@@ -28,7 +28,7 @@ def base_config() -> ml_collections.ConfigDict:
       "clip_len": 16, "stride": 1, "num_test_clips": 10,      # dense; num_test_clips=0: all non-overlapping
       "num_segments": 8, "frames_per_segment": 1,             # segments
       "short_video": "loop",        # loop | pad
-      "resize": 128,                # short side (int) or fixed (h, w)
+      "resize": (128,),             # (short side,) or a fixed (h, w)
       "scale_jitter": (0, 0),       # (min, max) training short side; (0, 0) = off
       "crop": 112,
       "flip": True,                 # with the dataset's flip label map

@@ -9,6 +9,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tensorboardX
 
 
 def topk_correct(logits: jnp.ndarray, labels: jnp.ndarray, k: int) -> jnp.ndarray:
@@ -27,21 +28,18 @@ class MetricWriter:
     self.total_steps = total_steps
     self._t0, self._step0 = time.time(), None
     if self.active:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
       os.makedirs(workdir, exist_ok=True)
       self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-      self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+      self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
 
   def write(self, step: int, scalars: dict[str, float]) -> None:
     if not self.active:
       return
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     scalars = {k: float(v) for k, v in scalars.items()}
     self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
     self._jsonl.flush()
-    with self._tb.as_default(step=step):
-      for k, v in scalars.items():
-        tf.summary.scalar(k, v)
+    for k, v in scalars.items():
+      self._tb.add_scalar(k, v, step)
     self._tb.flush()
 
   def progress(self, step: int, scalars: dict[str, float]) -> None:

@@ -151,7 +151,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   mngr = checkpoint_manager(workdir, config)
   if mngr.latest_step() is not None:
     ts, data = restore(mngr, s.abstract_state)
-    logging.info("Resumed from step %d (%s)", int(ts.step), data)
+    logging.warning("Resumed from step %d (%s)", int(ts.step), data)
   else:
     ts = jax.jit(lambda r: init_state(s.model, s.tx, config, r), out_shardings=repl)(init_rng)
   start = int(ts.step)

@@ -63,10 +63,12 @@ def decode_frames(encoded: tf.Tensor) -> tf.Tensor:
 
 
 def resize(frames: tf.Tensor, size) -> tf.Tensor:
-  """Resizes [L,H,W,3] to a fixed (h, w) or so that the short side is ``size`` (float32 out)."""
+  """Resizes [L,H,W,3] (float32 out): ``size`` = (h, w) is a fixed size; (s,) or a scalar s makes the
+  short side s."""
   frames = tf.cast(frames, tf.float32)
-  if isinstance(size, (tuple, list)):
+  if isinstance(size, (tuple, list)) and len(size) == 2:
     return tf.image.resize(frames, size, antialias=True)
+  size = size[0] if isinstance(size, (tuple, list)) else size
   h, w = tf.shape(frames)[1], tf.shape(frames)[2]
   scale = tf.cast(size, tf.float32) / tf.cast(tf.minimum(h, w), tf.float32)
   new_hw = tf.cast(tf.round(tf.cast(tf.stack([h, w]), tf.float32) * scale), tf.int32)
