@@ -1,13 +1,71 @@
-"""Shared layers: convolution + BatchNorm units and the 3D residual block (SGN Eq. 14-16)."""
+"""Shared layers: a convolution with a fast CPU path for 3D kernels, convolution + BatchNorm units and
+the 3D residual block (SGN Eq. 14-16)."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+import os
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
 
 Dtype = Any
+Padding = Sequence[tuple[int, int]]
+
+
+def conv3d_impl() -> str:
+  """How 3D convolutions run: ``$VIDREC_CONV3D`` (``native`` | ``temporal_sum``), else ``temporal_sum``
+  on CPU (XLA:CPU's 3D convolution is several times slower than its 2D one) and ``native`` elsewhere."""
+  impl = os.environ.get("VIDREC_CONV3D") or ("temporal_sum" if jax.default_backend() == "cpu" else "native")
+  if impl not in ("native", "temporal_sum"):
+    raise ValueError(f"VIDREC_CONV3D must be 'native' or 'temporal_sum', got {impl!r}")
+  return impl
+
+
+def conv_nd(x: jnp.ndarray, kernel: jnp.ndarray, strides: Sequence[int], padding: Padding) -> jnp.ndarray:
+  """Channels-last convolution of x [N, *spatial, C] with kernel [*k, C, O] (explicit padding).
+
+  A 3D convolution may run as the sum over temporal taps t of 2D convolutions of the time-strided
+  slices x[:, t::s_t] with kernel[t] (exactly the same result; see ``conv3d_impl``)."""
+  nd = kernel.ndim - 2
+  if nd == 3 and conv3d_impl() == "temporal_sum":
+    (p0, p1), st = padding[0], strides[0]
+    xp = jnp.pad(x, ((0, 0), (p0, p1), (0, 0), (0, 0), (0, 0)))
+    t_out = (xp.shape[1] - kernel.shape[0]) // st + 1
+    out = 0
+    for t in range(kernel.shape[0]):
+      xs = lax.slice_in_dim(xp, t, t + st * (t_out - 1) + 1, st, axis=1)
+      y = conv_nd(xs.reshape((-1,) + xs.shape[2:]), kernel[t], strides[1:], padding[1:])
+      out = out + y.reshape((x.shape[0], t_out) + y.shape[1:])
+    return out
+  spatial = "DHW"[-nd:] if nd <= 3 else None
+  return lax.conv_general_dilated(x, kernel, tuple(strides), tuple(padding),
+                                  dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"))
+
+
+class Conv(nn.Module):
+  """Drop-in for ``nn.Conv`` (same parameter names and shapes) with explicit padding, using ``conv_nd``."""
+  features: int
+  kernel_size: Sequence[int]
+  strides: Sequence[int] | int = 1
+  padding: Padding | None = None       # default: k // 2 on each side
+  use_bias: bool = True
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    k = tuple(self.kernel_size)
+    strides = (self.strides,) * len(k) if isinstance(self.strides, int) else tuple(self.strides)
+    kernel = self.param("kernel", self.kernel_init, k + (x.shape[-1], self.features), self.param_dtype)
+    y = conv_nd(x.astype(self.dtype), kernel.astype(self.dtype), strides, self.padding or same_padding(k))
+    if self.use_bias:
+      y = y + self.param("bias", self.bias_init, (self.features,), self.param_dtype).astype(self.dtype)
+    return y
 
 
 def same_padding(kernel: Sequence[int]) -> tuple[tuple[int, int], ...]:
@@ -28,10 +86,9 @@ class ConvBN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    x = nn.Conv(self.features, tuple(self.kernel), strides=self.strides or 1,
-                padding=same_padding(self.kernel), use_bias=False, dtype=self.dtype,
-                param_dtype=self.param_dtype,
-                kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"), name="conv")(x)
+    x = Conv(self.features, tuple(self.kernel), strides=self.strides or 1, use_bias=False,
+             dtype=self.dtype, param_dtype=self.param_dtype,
+             kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"), name="conv")(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-5,
                      dtype=self.dtype, param_dtype=self.param_dtype,
                      scale_init=nn.initializers.zeros if self.zero_init_scale else nn.initializers.ones,

@@ -1,0 +1,99 @@
+"""Benchmark: python -m vidrec.bench --config configs/<model>_<dataset>.py[:variant] [--steps 20].
+
+After compilation, measures train-step clips/s, eval (forward) clips/s, input-pipeline clips/s alone
+(training pipeline, and the test-view pipeline), XLA's FLOPs per clip (cost analysis) and peak memory;
+prints one JSON line. Numbers are measured here and never asserted by tests.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from vidrec import losses, parallel, trainer
+from vidrec.data import pipeline
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per measurement (after one warm-up).")
+_INPUT_BATCHES = flags.DEFINE_integer("input_batches", 20, "Timed input-pipeline batches.")
+
+
+def _timed(fn, steps: int) -> float:
+  """Seconds per call of ``fn`` (which must block) after one warm-up call."""
+  fn()
+  t = time.perf_counter()
+  for _ in range(steps):
+    fn()
+  return (time.perf_counter() - t) / steps
+
+
+def _flops(compiled) -> float | None:
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost["flops"]) if cost and "flops" in cost else None
+
+
+def run(config, steps: int, input_batches: int) -> dict:
+  s = trainer.setup(config)
+  repl, sharded = parallel.replicated(s.mesh), parallel.data_sharded(s.mesh)
+  ts = jax.jit(lambda r: trainer.init_state(s.model, s.tx, config, r), out_shardings=repl)(jax.random.key(0))
+  batch_size = config.batch_size
+  rng = np.random.default_rng(0)
+  batch = {"video": rng.standard_normal(trainer.input_shape(config, batch_size)).astype(np.float32),
+           "label": rng.integers(0, s.num_classes, batch_size).astype(np.int32)}
+  batch = jax.device_put(batch, sharded)
+  step = jax.jit(trainer.make_train_step(s.model, s.tx, losses.LOSSES.get(config.loss.name), config.loss,
+                                         s.schedule, jax.random.key(1)),
+                 in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
+  compiled_step = step.lower(ts, batch).compile()
+  state = {"ts": ts}
+
+  def train_once():
+    state["ts"], m = compiled_step(state["ts"], batch)
+    jax.block_until_ready(m["loss"])
+
+  train_sec = _timed(train_once, steps)
+  forward = jax.jit(lambda v, x: s.model.apply(v, x, train=False)["logits"])
+  variables = trainer.variables_of(state["ts"])
+  compiled_fwd = forward.lower(variables, batch["video"]).compile()
+  eval_sec = _timed(lambda: jax.block_until_ready(compiled_fwd(variables, batch["video"])), steps)
+
+  source = pipeline.VideoSource(s.builder, config.dataset.train_split)
+  it = pipeline.train_dataset(source, config.input, global_batch=batch_size, seed=0).as_numpy_iterator()
+  input_sec = _timed(lambda: next(it), input_batches)
+  test_source = pipeline.VideoSource(s.builder, config.dataset.eval_split)
+  test_it = pipeline.eval_dataset(test_source, config.input, global_batch=batch_size).repeat().as_numpy_iterator()
+  test_input_sec = _timed(lambda: next(test_it), input_batches)
+
+  device = jax.devices()[0]
+  stats = device.memory_stats() or {}
+  train_flops, fwd_flops = _flops(compiled_step), _flops(compiled_fwd)
+  return {
+      "model": config.model.name, "dataset": config.dataset.name, "batch_size": batch_size,
+      "input_shape": list(trainer.input_shape(config, batch_size)), "devices": jax.device_count(),
+      "platform": device.platform, "dtype": config.model.dtype,
+      "train_clips_per_sec": batch_size / train_sec, "eval_clips_per_sec": batch_size / eval_sec,
+      "input_clips_per_sec": batch_size / input_sec, "test_input_views_per_sec": batch_size / test_input_sec,
+      "train_gflops_per_clip": train_flops / batch_size / 1e9 if train_flops else None,
+      "forward_gflops_per_clip": fwd_flops / batch_size / 1e9 if fwd_flops else None,
+      "peak_device_memory_mb": stats.get("peak_bytes_in_use", 0) / 2**20 or None,
+      "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+  }
+
+
+def main(argv):
+  del argv
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  print(json.dumps(run(_CONFIG.value, _STEPS.value, _INPUT_BATCHES.value)))
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)
