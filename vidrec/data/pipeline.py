@@ -100,7 +100,7 @@ def _train_example(raw: tf.Tensor, position: tf.Tensor, source: VideoSource,
   key = tf.stack([tf.constant(seed, tf.int64), position])
   keys = tf.random.experimental.stateless_split(key, 3)
   size = cfg.resize
-  if cfg.get("scale_jitter"):
+  if any(cfg.scale_jitter):
     lo, hi = cfg.scale_jitter
     size = tf.random.stateless_uniform([], keys[0], lo, hi + 1, tf.int32)
   frames = resize(frames, size)

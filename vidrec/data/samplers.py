@@ -80,7 +80,7 @@ def segments(num_frames: int, num_segments: int, rng: np.random.Generator | None
   length = num_frames / num_segments
   begin = np.arange(num_segments) * length
   usable = np.maximum(length - frames_per_segment + 1, 1.0)
-  offset = rng.random(num_segments) * usable if rng is not None else (usable - 1) / 2
+  offset = rng.random(num_segments) * usable if rng is not None else usable / 2
   first = np.minimum(np.floor(begin + offset).astype(int), num_frames - 1)
   indices = (first[:, None] + np.arange(frames_per_segment)[None]).reshape(-1)
   return _fit(indices, num_frames, short_video)

@@ -1,0 +1,92 @@
+"""The input pipeline on a tiny built synthetic dataset: shapes, determinism, resume positions,
+process sharding, and exactly-once multi-view test batches."""
+import chex
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from vidrec.data import datasets, pipeline
+
+
+@pytest.fixture(scope="module")
+def setup(data_dir):
+  cfg = tiny_config(data_dir)
+  builder = datasets.load_builder(cfg.dataset.name, data_dir)
+  return cfg, pipeline.VideoSource(builder, "train"), pipeline.VideoSource(builder, "test")
+
+
+def _batches(source, cfg, n, **kw):
+  it = pipeline.train_dataset(source, cfg.input, global_batch=8, seed=0, **kw).as_numpy_iterator()
+  return [next(it) for _ in range(n)]
+
+
+def test_train_batches_shapes_and_determinism(setup):
+  cfg, train, _ = setup
+  a = _batches(train, cfg, 3)
+  b = _batches(train, cfg, 3)
+  chex.assert_shape(a[0]["video"], (8, 4, 24, 24, 3))
+  assert a[0]["video"].dtype == np.float32 and a[0]["label"].dtype == np.int32
+  assert 0 <= a[0]["label"].min() and a[0]["label"].max() < train.num_classes
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x["video"], y["video"])
+  assert not np.array_equal(a[0]["video"], a[1]["video"])
+  # Normalised with the ImageNet mean/std: values lie in [(0-mean)/std, (255-mean)/std].
+  assert a[0]["video"].min() >= -2.2 and a[0]["video"].max() <= 2.7
+
+
+def test_resume_start_step_continues_the_stream(setup):
+  cfg, train, _ = setup
+  full = _batches(train, cfg, 8)       # 64 positions > 48 videos: crosses an epoch boundary
+  resumed = _batches(train, cfg, 3, start_step=5)
+  for x, y in zip(full[5:], resumed):
+    np.testing.assert_array_equal(x["video"], y["video"])
+    np.testing.assert_array_equal(x["label"], y["label"])
+
+
+def test_epoch_visits_every_video_once(setup):
+  cfg, train, _ = setup
+  cfg = cfg.copy_and_resolve_references()
+  cfg.input.flip = False
+  labels = np.concatenate([b["label"] for b in _batches(train, cfg, 6)])  # 48 = one epoch
+  counts = np.bincount(labels, minlength=train.num_classes)
+  ref = np.bincount(_labels_of(train), minlength=train.num_classes)
+  np.testing.assert_array_equal(counts, ref)
+
+
+def _labels_of(source):
+  import tensorflow as tf
+  return [int(source.parse(tf.constant(source.read(i)))["label"]) for i in range(len(source))]
+
+
+def test_processes_split_the_global_batch(setup):
+  cfg, train, _ = setup
+  single = _batches(train, cfg, 2)
+  p0 = _batches(train, cfg, 2, process_index=0, process_count=2)
+  p1 = _batches(train, cfg, 2, process_index=1, process_count=2)
+  for s, a, b in zip(single, p0, p1):
+    np.testing.assert_array_equal(s["video"], np.concatenate([a["video"], b["video"]]))
+
+
+def test_eval_yields_every_view_once_with_padding(setup):
+  cfg, _, test = setup
+  seen = []
+  for p in range(2):
+    ds = pipeline.eval_dataset(test, cfg.input, global_batch=10, process_index=p, process_count=2)
+    batches = list(pipeline.padded_batches(ds, 5))
+    assert all(b["video"].shape == (5, 4, 24, 24, 3) for b in batches)
+    assert not batches[-1]["mask"].all()        # 24 videos x 6 views / 2 processes = 72 = 14*5 + 2
+    for b in batches:
+      seen += list(zip(b["video_index"][b["mask"]], b["view_index"][b["mask"]]))
+  views = 2 * 3                                  # 2 clips x 3 crops
+  assert len(seen) == len(set(seen)) == len(test) * views
+  assert set(seen) == {(v, k) for v in range(len(test)) for k in range(views)}
+
+
+def test_flip_requires_a_label_map(setup):
+  cfg, train, _ = setup
+  assert sorted(train.flip_map) == list(range(train.num_classes))
+  assert (train.flip_map != np.arange(train.num_classes)).any()   # left/right classes swap
+  train_no_map = pipeline.VideoSource.__new__(pipeline.VideoSource)
+  train_no_map.flip_map = None
+  with pytest.raises(ValueError, match="input.flip=False"):
+    pipeline.check_flip(cfg.input, train_no_map)
