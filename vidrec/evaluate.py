@@ -91,7 +91,8 @@ def collect_view_outputs(apply_fn: Callable, variables, ds, mesh, heads: tuple[s
     if not has_data_any:
       break
     batch = blank if batch is None else batch
-    outputs = apply_fn(variables, parallel.to_global({"video": batch["video"]}, mesh)["video"])
+    inputs = parallel.to_global({"video": batch["video"], "label": batch["label"]}, mesh)
+    outputs = apply_fn(variables, inputs["video"], inputs["label"])
     rows = {h: parallel.local_rows(outputs[h]) for h in heads}
     for i in np.flatnonzero(batch["mask"]):
       v = int(batch["video_index"][i])
@@ -136,8 +137,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   heads = tuple(config.eval.heads)
 
   @jax.jit
-  def apply_fn(variables, video):
-    out = s.model.apply(variables, video, train=False)
+  def apply_fn(variables, video, labels):
+    out = s.model.apply(variables, video, train=False, labels=labels)
     return {h: out[h].astype(jnp.float32) for h in heads}
 
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size,
