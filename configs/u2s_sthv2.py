@@ -49,12 +49,12 @@ def get_config(arg: str = ""):
 def synthetic(c, ablation: bool = False) -> None:
   """CPU-sized: ResNet-18 top-heavy U2S, width 8, 8 segments of 40x40 on ``synthetic_actions``
   (whose left/right classes swap under a flip, so flipping uses its label map)."""
-  c.model.update(depth=18, width=8, csm_warmup_steps=300, dropout_rate=0.0)
+  c.model.update(depth=18, width=8, csm_warmup_steps=150 if ablation else 300, dropout_rate=0.0)
   c.dataset.update(name="synthetic_actions", train_split="train", eval_split="test")
   c.input.update(num_segments=8, resize=(46,), scale_jitter=(40, 52), crop=40, flip=True)
   c.optimizer.update(lr=0.1, schedule="cosine", warmup_steps=100, weight_decay=1e-4, decay_steps=())
   c.batch_size = 16
-  c.num_train_steps = 600 if ablation else 1200
-  c.checkpoint_every_steps = 300
+  c.num_train_steps = 400 if ablation else 1200
+  c.checkpoint_every_steps = 400
   c.log_every_steps = 50
   c.eval.batch_size = 32

@@ -8,7 +8,8 @@ Config (``config.model``): ``width`` (channels of BCB1/stage 2; 64 standard), ``
 (2 -> ResNet3D-18 as in the paper), ``num_stages`` (4; fewer for tiny CPU models), ``dropout`` before
 fc, ``dtype``/``param_dtype``. With width 64 and 400 classes it has 33,371,472 parameters.
 
-Subclasses (SGN) change individual blocks by overriding :meth:`ResNet3D.block_output`.
+Subclasses (SGN) change individual blocks by overriding :meth:`ResNet3D.block_output` (which may also
+store extra per-call entries in ``features``) and add outputs by overriding :meth:`ResNet3D.extra_outputs`.
 """
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def block_names(num_stages: int = 4, blocks_per_stage: int = 2) -> list[str]:
   """Block names in order: ['2a', '2b', '3a', ...]; the first of a stage is the RCB, the rest RIBs."""
   return [f"{stage}{chr(ord('a') + i)}" for stage in range(2, 2 + num_stages)
           for i in range(blocks_per_stage)]
+
+
+def block_strides(name: str) -> tuple[int, int, int]:
+  """(t, h, w) stride of block ``name``: 2 for the first block of stages 3-5 (Sec. IV-B), else 1."""
+  return (2, 2, 2) if name[1] == "a" and int(name[0]) > 2 else (1, 1, 1)
 
 
 class ResNet3D(nn.Module):
@@ -42,6 +48,11 @@ class ResNet3D(nn.Module):
     del name, features
     return block(x, train)
 
+  def extra_outputs(self, features: dict[str, jnp.ndarray]) -> dict[str, jnp.ndarray]:
+    """Entries added to the output dict, read from ``features`` after the last block (none here)."""
+    del features
+    return {}
+
   @nn.compact
   def __call__(self, video: jnp.ndarray, *, train: bool = False,
                labels: jnp.ndarray | None = None) -> dict[str, jnp.ndarray]:
@@ -54,15 +65,15 @@ class ResNet3D(nn.Module):
     features = {"stem": x}
     for name in block_names(self.num_stages, self.blocks_per_stage):
       stage, first = int(name[0]), name[1] == "a"
-      strides = (2, 2, 2) if first and stage > 2 else (1, 1, 1)
-      block = ResBlock3D(self.width * 2 ** (stage - 2), strides, dtype=self.dtype,
+      block = ResBlock3D(self.width * 2 ** (stage - 2), block_strides(name), dtype=self.dtype,
                          param_dtype=self.param_dtype, name=f"{'rcb' if first else 'rib'}{name}")
       x = self.block_output(name, block, x, features, train)
       features[name] = x
     embedding = x.mean(axis=(1, 2, 3))
     embedding = nn.Dropout(self.dropout, deterministic=not train)(embedding)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype, name="fc")(embedding)
-    return {"logits": logits.astype(jnp.float32), "embedding": embedding.astype(jnp.float32)}
+    return {"logits": logits.astype(jnp.float32), "embedding": embedding.astype(jnp.float32),
+            **self.extra_outputs(features)}
 
 
 def resnet3d_kwargs(cfg: ml_collections.ConfigDict) -> dict:
