@@ -139,6 +139,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   @jax.jit
   def apply_fn(variables, video, labels):
     out = s.model.apply(variables, video, train=False, labels=labels)
+    if missing := set(heads) - set(out):
+      raise ValueError(f"eval.heads {sorted(missing)} are not outputs of model {config.model.name!r} "
+                       f"(it returns {sorted(out)}): set --config.eval.heads accordingly.")
     return {h: out[h].astype(jnp.float32) for h in heads}
 
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size,
