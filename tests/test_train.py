@@ -15,6 +15,10 @@ from vidrec import evaluate, losses, parallel, trainer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+class SimulatedCrash(Exception):
+  pass
+
+
 def _losses(workdir: str) -> dict[int, float]:
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     return {r["step"]: r["loss"] for r in map(json.loads, f)}
@@ -53,11 +57,11 @@ def test_resume_reproduces_uninterrupted_run(data_dir, tmp_path, monkeypatch):
   def crash_on_step_5(batch, mesh):
     calls["n"] += 1
     if calls["n"] == 5:
-      raise KeyboardInterrupt("simulated crash")
+      raise SimulatedCrash("killed before step 5")
     return real_to_global(batch, mesh)
 
   monkeypatch.setattr(parallel, "to_global", crash_on_step_5)
-  with pytest.raises(KeyboardInterrupt):
+  with pytest.raises(SimulatedCrash):
     trainer.train(cfg, str(tmp_path / "resumed"))
   monkeypatch.setattr(parallel, "to_global", real_to_global)
   mngr = trainer.checkpoint_manager(str(tmp_path / "resumed"), cfg)
