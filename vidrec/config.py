@@ -71,3 +71,52 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps"):
     if config[key] <= 0:
       raise ValueError(f"{key} must be positive, got {config[key]}")
+
+
+def parse_variant(arg: str, allowed: tuple[str, ...]) -> set[str]:
+  """``"synthetic,fusion"`` -> {"synthetic", "fusion"}; unknown options are an error listing the known."""
+  options = {a.strip() for a in arg.split(",") if a.strip()}
+  if unknown := options - set(allowed):
+    raise ValueError(f"Unknown config variant(s) {sorted(unknown)}; combine any of {list(allowed)} "
+                     f"with commas, e.g. ':{allowed[0]}'.")
+  return options
+
+
+def sgn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, decay_every: int) -> None:
+  """SGN Sec. IV-B, shared by the ResNet3D and SGN configs: 16-frame clips resized to 128x171 and
+  cropped to 112, every non-overlapping clip at test with a majority vote, SGD lr 0.001, momentum
+  0.9, weight decay 5e-4, x0.1 every ``decay_every`` iterations (10k UCF101, 5k HMDB51/Penn), 50k."""
+  c.dataset.update(name=dataset, train_split="train", eval_split="test")
+  c.input.update(sampler="dense", clip_len=16, stride=1, num_test_clips=0, resize=(128, 171), crop=112)
+  c.optimizer.update(lr=0.001, momentum=0.9, weight_decay=5e-4, schedule="step", decay_every=decay_every)
+  c.batch_size = 32
+  c.num_train_steps = 50_000
+  c.eval.aggregation = "majority_vote"
+
+
+def synthetic_clips(c: ml_collections.ConfigDict, steps: int = 1500) -> None:
+  """The CPU-sized dense-clip setting of every ResNet3D-family ``:synthetic`` config: width 8,
+  8-frame clips (stride 4) of 40x40 on ``synthetic_actions``, 3 test clips, SGD with cosine decay."""
+  c.model.update(width=8)
+  c.dataset.update(name="synthetic_actions", train_split="train", eval_split="test")
+  c.input.update(clip_len=8, stride=4, num_test_clips=3, resize=(46,), crop=40, scale_jitter=(40, 52))
+  c.optimizer.update(lr=0.1, schedule="cosine", warmup_steps=100, weight_decay=1e-4)
+  c.batch_size = 16
+  c.num_train_steps = steps
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 500
+  c.eval.aggregation = "mean_softmax"
+
+
+def sgn_model(c: ml_collections.ConfigDict, sgm: str, sgm_blocks: str) -> None:
+  """SGN on ResNet3D-18 (paper 000): every ``config.model`` key of ``vidrec.models.sgn`` with its
+  default, the SGM kind (S | M | G) and the gated blocks ("3b", "4a,4b", "all_rib", ...)."""
+  c.model.update({
+      "name": "sgn", "width": 64, "num_stages": 4, "blocks_per_stage": 2, "dropout": 0.0,
+      "sgm": sgm, "sgm_blocks": sgm_blocks,
+      "cross_layer": "",               # "dest:source,..." e.g. "3b:2b" (Fig. 6); "" = none
+      "cross_layer_mode": "learned",   # learned | direct (the paper's down-sampled baseline)
+      "cross_layer_resample": "strided",
+      "softmax_axis": "channel",       # channel (Caffe's default axis) | spacetime
+      "gate": "softmax",               # softmax | sigmoid (the authors' ODAR version)
+      "alpha_rescale": False})

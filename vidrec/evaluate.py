@@ -3,7 +3,8 @@
 Every view of every test video is scored exactly once (the final partial batch is padded and
 masked); the views of a video are aggregated by ``config.eval.aggregation`` into one score vector per
 video, for every output head in ``config.eval.heads``. Writes ``DIR/eval/<split>_report.json`` and
-a confusion-matrix PNG, and prints a short table.
+a confusion-matrix PNG, the per-video scores of every head (``<split>_scores.npz``, the input of
+``python -m vidrec.fuse``), and prints a short table.
 """
 from __future__ import annotations
 
@@ -154,18 +155,22 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   rule = AGGREGATIONS.get(config.eval.aggregation)
   report = {"split": split, "aggregation": config.eval.aggregation, "checkpoint_step": int(ts.step),
             "num_videos": len(source), "heads": {}}
+  video_scores = {}
   for h in heads:
-    scores, label_arr, num_views = gather_scores(views[h], labels, len(source), s.num_classes, rule)
-    report["heads"][h] = video_metrics(scores, label_arr, source.class_names)
+    video_scores[h], label_arr, num_views = gather_scores(views[h], labels, len(source), s.num_classes, rule)
+    report["heads"][h] = video_metrics(video_scores[h], label_arr, source.class_names)
     report["num_views"] = num_views
   report.update({k: v for k, v in report["heads"][heads[0]].items()})
   if jax.process_index() == 0:
     write_report(report, workdir, split, source.class_names)
+    np.savez(os.path.join(workdir, "eval", f"{split}_scores.npz"), labels=label_arr,
+             class_names=np.array(source.class_names), **video_scores)
     print_table(report)
   return report
 
 
 def write_report(report: dict, workdir: str, split: str, class_names: list[str]) -> None:
+  """``<workdir>/eval/<split>_report.json`` and ``<split>_confusion.png``."""
   out = os.path.join(workdir, "eval")
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, f"{split}_report.json"), "w") as f:

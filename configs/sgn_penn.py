@@ -1,0 +1,18 @@
+"""SGN (paper 000) on Penn Action: small data, so SGM-M (Table III); ``:synthetic`` runs on a 2-core CPU.
+
+  python train.py --config configs/sgn_penn.py --workdir workdir/sgn_penn            # single SGM-M at RIB3b
+  python train.py --config configs/sgn_penn.py:fusion --workdir workdir/sgn_penn_f   # fusion: all RIBs
+
+Variants (combine with commas): ``fusion``, ``synthetic``. Schedule: x0.1 every 5,000 iterations.
+"""
+from vidrec.config import base_config, parse_variant, sgn_model, sgn_paper_recipe, synthetic_clips
+
+
+def get_config(arg: str = ""):
+  options = parse_variant(arg, ("fusion", "synthetic"))
+  c = base_config()
+  sgn_model(c, "M", "all_rib" if "fusion" in options else "3b")
+  sgn_paper_recipe(c, "penn_action/default", decay_every=5_000)
+  if "synthetic" in options:
+    synthetic_clips(c)
+  return c
