@@ -30,7 +30,7 @@ class VideoSource:
   """Random access to one split of a prepared vidrec TFDS dataset."""
 
   def __init__(self, builder: tfds.core.DatasetBuilder, split: str):
-    if split not in builder.info.splits:
+    if split.split("[")[0] not in builder.info.splits:   # TFDS slicing ("train[:25%]") is allowed
       raise ValueError(f"Split {split!r} not in dataset {builder.info.full_name}; "
                        f"available: {sorted(builder.info.splits)}")
     self.split = split
