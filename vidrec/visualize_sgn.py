@@ -1,0 +1,187 @@
+"""Rendering SGN's semantic-guidance maps alpha over the input frames (paper 000, Sec. IV-G, Fig. 8).
+
+Grid: the first row shows the frames, then one row per SGB (network order: RCB2a, RIB2b, ...), one column
+per frame. Each alpha [T', H', W', C] is summarised per position over channels (``reduce="max"`` by
+default: with the channel softmax the channel *mean* is the constant 1/C, so only the max (or another
+non-mean statistic) is informative; ``"mean"`` suits the spacetime softmax and the sigmoid gate),
+min-max normalised over the whole clip for that block (so frames of one row are comparable), resized
+to the frame (nearest in time: frame t reads alpha index t * T' // T; bilinear in space, as the paper
+"resized to the same size") and overlaid on the frame with a colour map.
+
+Library use::
+
+  outputs = model.apply(variables, video[None], train=False)
+  render_alpha_grid(video, alphas_from_outputs(outputs), "alpha.png")
+
+or :func:`render_from_model`. ``python -m vidrec.visualize_sgn --demo --out alpha.png`` renders the maps
+of a tiny randomly initialised SGN on a synthetic moving square (a smoke test; loading a trained
+checkpoint from ``--config``/``--workdir`` is wired by the trainer's owner).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+REDUCTIONS = ("max", "mean")
+
+
+def _block_key(name: str) -> str:
+  return name.split("/", 1)[1] if name.startswith("alpha/") else name
+
+
+def block_label(name: str) -> str:
+  """'3b' -> 'RIB3b', '3a' -> 'RCB3a' (the first block of a stage is the convolution block)."""
+  name = _block_key(name)
+  return f"{'RCB' if name.endswith('a') else 'RIB'}{name}"
+
+
+def alphas_from_outputs(outputs: Mapping[str, Any], index: int = 0) -> dict[str, np.ndarray]:
+  """``{"alpha/3b": [N, T', H', W', C], ...}`` model outputs -> ``{"3b": [T', H', W', C]}`` of example ``index``."""
+  return {_block_key(k): np.asarray(v[index], dtype=np.float32)
+          for k, v in outputs.items() if k.startswith("alpha/")}
+
+
+def summarize_alpha(alpha: np.ndarray, reduce: str = "max") -> np.ndarray:
+  """alpha [T', H', W', C] (or [T', H', W'], or with a leading batch of 1) -> [T', H', W'] per-position map."""
+  if reduce not in REDUCTIONS:
+    raise ValueError(f"reduce={reduce!r}: use one of {REDUCTIONS}")
+  a = np.asarray(alpha, dtype=np.float32)
+  if a.ndim == 5:
+    if a.shape[0] != 1:
+      raise ValueError(f"alpha has a batch of {a.shape[0]}; pass one example [T', H', W', C]")
+    a = a[0]
+  if a.ndim == 4:
+    a = a.max(axis=-1) if reduce == "max" else a.mean(axis=-1)
+  if a.ndim != 3:
+    raise ValueError(f"alpha must be [T', H', W', C] or [T', H', W'], got shape {np.shape(alpha)}")
+  return a
+
+
+def _resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
+  """[h, w] -> [height, width], bilinear with half-pixel centres (edges clamped)."""
+  h, w = img.shape
+
+  def coords(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    return lo, hi, pos - lo
+
+  y0, y1, fy = coords(height, h)
+  x0, x1, fx = coords(width, w)
+  top = img[y0][:, x0] * (1 - fx) + img[y0][:, x1] * fx
+  bottom = img[y1][:, x0] * (1 - fx) + img[y1][:, x1] * fx
+  return top * (1 - fy)[:, None] + bottom * fy[:, None]
+
+
+def upsample_alpha(a: np.ndarray, num_frames: int, height: int, width: int) -> np.ndarray:
+  """[T', H', W'] -> [T, H, W]: nearest in time (t -> t * T' // T), bilinear in space."""
+  t_in = a.shape[0]
+  return np.stack([_resize_bilinear(a[min(t * t_in // num_frames, t_in - 1)], height, width)
+                   for t in range(num_frames)])
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+  lo, hi = float(x.min()), float(x.max())
+  return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def _display_frames(video: np.ndarray) -> np.ndarray:
+  v = np.asarray(video)
+  if v.ndim == 5 and v.shape[0] == 1:
+    v = v[0]
+  if v.ndim != 4 or v.shape[-1] not in (1, 3):
+    raise ValueError(f"video must be [T, H, W, 3], got shape {np.shape(video)}")
+  if v.dtype == np.uint8:
+    return v.astype(np.float32) / 255.0
+  return _normalize(v.astype(np.float32))  # normalised float frames: stretch to [0, 1] for display
+
+
+def render_alpha_grid(video: np.ndarray, alphas: Mapping[str, np.ndarray], path: str, *,
+                      reduce: str = "max", max_frames: int = 8, overlay: float = 0.5, cmap: str = "jet",
+                      title: str | None = None, dpi: int = 100) -> str:
+  """Writes the Fig. 8-style PNG grid (rows: frames, then each SGB; columns: frames) to ``path``.
+
+  ``video`` [T, H, W, 3] (uint8, or float of any range: min-max stretched); ``alphas`` maps block names
+  ('3b' or 'alpha/3b') to alpha [T', H', W', C] (or already summarised [T', H', W']). At most
+  ``max_frames`` evenly spaced frames are shown. Returns ``path``.
+  """
+  import matplotlib
+  matplotlib.use("Agg", force=False)
+  import matplotlib.pyplot as plt
+
+  frames = _display_frames(video)
+  num_frames, height, width = frames.shape[:3]
+  cols = np.unique(np.linspace(0, num_frames - 1, min(max_frames, num_frames)).round().astype(int))
+  blocks = sorted(alphas, key=_block_key)
+  maps = {b: _normalize(upsample_alpha(summarize_alpha(alphas[b], reduce), num_frames, height, width))
+          for b in blocks}
+  rows = 1 + len(blocks)
+  fig, axes = plt.subplots(rows, len(cols), figsize=(1.6 * len(cols) + 0.6, 1.6 * rows), squeeze=False)
+  for j, t in enumerate(cols):
+    axes[0, j].imshow(frames[t].squeeze(), cmap="gray" if frames.shape[-1] == 1 else None)
+    axes[0, j].set_title(f"t={t}", fontsize=8)
+    for i, b in enumerate(blocks, start=1):
+      axes[i, j].imshow(frames[t].squeeze(), cmap="gray" if frames.shape[-1] == 1 else None)
+      axes[i, j].imshow(maps[b][t], cmap=cmap, alpha=overlay, vmin=0.0, vmax=1.0)
+  for i in range(rows):
+    for ax in axes[i]:
+      ax.set_xticks([])
+      ax.set_yticks([])
+    axes[i, 0].set_ylabel("frame" if i == 0 else block_label(blocks[i - 1]), fontsize=8)
+  if title:
+    fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=dpi)
+  plt.close(fig)
+  return path
+
+
+def render_from_model(model: Any, variables: Any, video: np.ndarray, path: str, **kwargs: Any) -> str:
+  """Runs an SGN ``model`` (eval mode) on one ``video`` [T, H, W, 3] and renders its alpha maps."""
+  outputs = model.apply(variables, np.asarray(video, np.float32)[None], train=False)
+  alphas = alphas_from_outputs(outputs)
+  if not alphas:
+    raise ValueError("the model returned no 'alpha/<block>' outputs (is it an SGN with sgm_blocks set?)")
+  return render_alpha_grid(video, alphas, path, **kwargs)
+
+
+def synthetic_video(num_frames: int = 8, size: int = 32, seed: int = 0) -> np.ndarray:
+  """A bright square moving diagonally over noise, [T, size, size, 3] float32 in [0, 1]."""
+  rng = np.random.default_rng(seed)
+  video = 0.2 * rng.random((num_frames, size, size, 3), dtype=np.float32)
+  side = max(size // 4, 2)
+  for t in range(num_frames):
+    o = t * (size - side) // max(num_frames - 1, 1)
+    video[t, o:o + side, o:o + side] = 1.0
+  return video
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+  parser.add_argument("--out", required=True, help="PNG path")
+  parser.add_argument("--demo", action="store_true",
+                      help="tiny randomly initialised SGN on a synthetic video (no checkpoint needed)")
+  parser.add_argument("--reduce", default="max", choices=REDUCTIONS)
+  args = parser.parse_args(argv)
+  if not args.demo:
+    parser.error("only --demo is available here; rendering a trained checkpoint (--config/--workdir) "
+                 "is wired with the trainer: load the variables and call render_from_model")
+  import jax
+  import ml_collections
+
+  from vidrec.models import build_model
+  cfg = ml_collections.ConfigDict(dict(name="sgn", width=8, sgm="M", sgm_blocks=["all"]))
+  model = build_model(cfg, num_classes=4)
+  video = synthetic_video()
+  variables = model.init(jax.random.key(0), video[None])
+  print(render_from_model(model, variables, video, args.out, reduce=args.reduce,
+                          title="SGN-M, all blocks (random init)"))
+
+
+if __name__ == "__main__":
+  main()
