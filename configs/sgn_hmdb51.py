@@ -3,19 +3,27 @@
   python train.py --config configs/sgn_hmdb51.py --workdir workdir/sgn_hmdb51            # single SGM-M at RIB3b
   python train.py --config configs/sgn_hmdb51.py:fusion --workdir workdir/sgn_hmdb51_f   # fusion: all RIBs
 
-Variants (combine with commas): ``fusion``, ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``. Schedule: x0.1 every 5,000 iterations.
+Variants (combine with commas): ``fusion``, ``frame`` (the single-frame 2D ResNet-18 of
+SGN + Frame), ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``. Schedule: x0.1 every 5,000 iterations.
+
+SGN + Frame (Tables V-VII): train both, evaluate both with mean-softmax scores, then fuse:
+  python train.py --config configs/sgn_hmdb51.py:frame --workdir W_frame
+  python eval.py --config configs/sgn_hmdb51.py --workdir W_sgn --config.eval.aggregation=mean_softmax
+  python -m vidrec.fuse --member W_sgn/eval/test_scores.npz:logits:1 --member W_frame/eval/test_scores.npz:logits:1 --out W_fused
 """
-from vidrec.config import base_config, parse_variant, sgn_model, sgn_paper_recipe, synthetic_clips
+from vidrec.config import base_config, frame_model, parse_variant, sgn_model, sgn_paper_recipe, synthetic_clips
 
 SPLITS = ("split1", "split2", "split3")
 
 
 def get_config(arg: str = ""):
-  options = parse_variant(arg, SPLITS + ("fusion", "synthetic"))
+  options = parse_variant(arg, SPLITS + ("fusion", "frame", "synthetic"))
   split = next((s for s in SPLITS if s in options), "split1")
   c = base_config()
   sgn_model(c, "M", "all_rib" if "fusion" in options else "3b")
   sgn_paper_recipe(c, f"hmdb51/{split}", decay_every=5_000)
   if "synthetic" in options:
     synthetic_clips(c)
+  if "frame" in options:
+    frame_model(c)
   return c

@@ -4,21 +4,29 @@
   python train.py --config configs/sgn_ucf101.py:fusion --workdir workdir/sgn_ucf101_f   # fusion RCB4a + RIB4b
   python train.py --config configs/sgn_ucf101.py:synthetic --workdir workdir/sgn_synth
 
-Variants (combine with commas): ``fusion``, ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``.
+Variants (combine with commas): ``fusion``, ``frame`` (the single-frame 2D ResNet-18 of
+SGN + Frame), ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``.
 Any placement: --config.model.sgm_blocks="2a,2b" | all_rib | all_rcb | all; cross-layer (Fig. 6):
 --config.model.cross_layer="3b:2b" [--config.model.cross_layer_mode=direct].
+
+SGN + Frame (Tables V-VII): train both, evaluate both with mean-softmax scores, then fuse:
+  python train.py --config configs/sgn_ucf101.py:frame --workdir W_frame
+  python eval.py --config configs/sgn_ucf101.py --workdir W_sgn --config.eval.aggregation=mean_softmax
+  python -m vidrec.fuse --member W_sgn/eval/test_scores.npz:logits:1 --member W_frame/eval/test_scores.npz:logits:1 --out W_fused
 """
-from vidrec.config import base_config, parse_variant, sgn_model, sgn_paper_recipe, synthetic_clips
+from vidrec.config import base_config, frame_model, parse_variant, sgn_model, sgn_paper_recipe, synthetic_clips
 
 SPLITS = ("split1", "split2", "split3")
 
 
 def get_config(arg: str = ""):
-  options = parse_variant(arg, SPLITS + ("fusion", "synthetic"))
+  options = parse_variant(arg, SPLITS + ("fusion", "frame", "synthetic"))
   split = next((s for s in SPLITS if s in options), "split1")
   c = base_config()
   sgn_model(c, "G", "4a,4b" if "fusion" in options else "3b")
   sgn_paper_recipe(c, f"ucf101/{split}", decay_every=10_000)
   if "synthetic" in options:
     synthetic_clips(c)
+  if "frame" in options:
+    frame_model(c)
   return c

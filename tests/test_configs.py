@@ -26,6 +26,16 @@ def test_config_loads_and_validates(path, variant):
   assert (config.dataset.name == "synthetic_actions") == (variant == "synthetic")
 
 
+@pytest.mark.parametrize("name", ["sgn_ucf101", "sgn_hmdb51", "sgn_penn"])
+def test_sgn_variants(name):
+  path = os.path.join(ROOT, "configs", f"{name}.py")
+  fusion = _load(path).get_config("fusion")
+  assert fusion.model.sgm_blocks in ("4a,4b", "all_rib")
+  frame = _load(path).get_config("synthetic,frame")
+  config_lib.validate(frame)
+  assert frame.model.name == "resnet2d_frame" and frame.input.clip_len == 1 and frame.model.width == 8
+
+
 def test_unknown_variant_is_an_error():
   with pytest.raises(ValueError, match="Unknown config variant"):
     _load(os.path.join(ROOT, "configs", "sgn_ucf101.py")).get_config("synthetc")

@@ -120,3 +120,15 @@ def sgn_model(c: ml_collections.ConfigDict, sgm: str, sgm_blocks: str) -> None:
       "softmax_axis": "channel",       # channel (Caffe's default axis) | spacetime
       "gate": "softmax",               # softmax | sigmoid (the authors' ODAR version)
       "alpha_rescale": False})
+
+
+def frame_model(c: ml_collections.ConfigDict, depth: int = 18) -> None:
+  """The "Frame" stream of SGN + Frame (paper 000, Tables V-VII): a 2D ResNet-18/50 trained on one
+  random frame per video and tested on 16 evenly spaced frames (mean softmax), for late fusion with
+  SGN by ``python -m vidrec.fuse``. Keeps the input size and width of the config it modifies."""
+  width = c.model.get("width", 64)
+  c.model = ml_collections.ConfigDict({
+      "name": "resnet2d_frame", "depth": depth, "width": width, "dropout": 0.0,
+      "zero_init_residual": False, "dtype": "float32", "param_dtype": "float32"})
+  c.input.update(sampler="dense", clip_len=1, stride=1, num_test_clips=16)
+  c.eval.aggregation = "mean_softmax"
