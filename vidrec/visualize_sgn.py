@@ -4,7 +4,8 @@ Grid: the first row shows the frames, then one row per SGB (network order: RCB2a
 per frame. Each alpha [T', H', W', C] is summarised per position over channels (``reduce="max"`` by
 default: with the channel softmax the channel *mean* is the constant 1/C, so only the max (or another
 non-mean statistic) is informative; ``"mean"`` suits the spacetime softmax and the sigmoid gate),
-min-max normalised over the whole clip for that block (so frames of one row are comparable), resized
+min-max normalised over the whole clip for that block (so frames of one row are comparable; a map that
+is constant over the clip, e.g. a 1x1x1 RIB5b map on a tiny input, renders as uniform 0), resized
 to the frame (nearest in time: frame t reads alpha index t * T' // T; bilinear in space, as the paper
 "resized to the same size") and overlaid on the frame with a colour map.
 
@@ -143,7 +144,8 @@ def render_alpha_grid(video: np.ndarray, alphas: Mapping[str, np.ndarray], path:
 
 def render_from_model(model: Any, variables: Any, video: np.ndarray, path: str, **kwargs: Any) -> str:
   """Runs an SGN ``model`` (eval mode) on one ``video`` [T, H, W, 3] and renders its alpha maps."""
-  outputs = model.apply(variables, np.asarray(video, np.float32)[None], train=False)
+  import jax
+  outputs = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, np.asarray(video, np.float32)[None])
   alphas = alphas_from_outputs(outputs)
   if not alphas:
     raise ValueError("the model returned no 'alpha/<block>' outputs (is it an SGN with sgm_blocks set?)")
@@ -178,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   cfg = ml_collections.ConfigDict(dict(name="sgn", width=8, sgm="M", sgm_blocks=["all"]))
   model = build_model(cfg, num_classes=4)
   video = synthetic_video()
-  variables = model.init(jax.random.key(0), video[None])
+  variables = jax.jit(model.init)(jax.random.key(0), video[None])
   print(render_from_model(model, variables, video, args.out, reduce=args.reduce,
                           title="SGN-M, all blocks (random init)"))
 
