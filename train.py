@@ -11,17 +11,15 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. con
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and reports go.")
 _EVAL = flags.DEFINE_bool("eval", True, "Run eval.py's evaluation after training.")
-flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-process without auto-detection).")
-flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
-flags.DEFINE_integer("process_id", None, "This process's id (with --coordinator_address).")
+parallel.define_flags()
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   del argv
-  if not flags.FLAGS['verbosity'].present:
+  if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # keep the console to progress lines; -v 0 for info
-  parallel.initialize(flags.FLAGS.coordinator_address, flags.FLAGS.num_processes, flags.FLAGS.process_id)
+  parallel.initialize()
   from vidrec import evaluate, trainer  # pylint: disable=g-import-not-at-top
   trainer.train(_CONFIG.value, _WORKDIR.value)
   if _EVAL.value:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from vidrec.models import build_model
+from vidrec import fuse
 from vidrec.models import sgn as sgn_lib
 from vidrec.models.resnet3d import block_names
 
@@ -268,15 +269,15 @@ def test_fuse_scores():
   sgn = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
   frame = np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
   other = np.full((2, 3), 9.0)
-  fused = sgn_lib.fuse_scores({"sgn": sgn, "frame": frame, "unused": other}, {"sgn": 0.75, "frame": 0.25})
+  fused = fuse.fuse_scores({"sgn": sgn, "frame": frame, "unused": other}, {"sgn": 0.75, "frame": 0.25})
   want = np.array([[0.7 * 0.75 + 0.2 * 0.25, 0.2 * 0.75 + 0.5 * 0.25, 0.1 * 0.75 + 0.3 * 0.25],
                    [0.1 * 0.75 + 0.6 * 0.25, 0.3 * 0.75 + 0.3 * 0.25, 0.6 * 0.75 + 0.1 * 0.25]])
   np.testing.assert_allclose(fused, want)
   np.testing.assert_array_equal(fused.argmax(-1), [0, 2])
   with pytest.raises(KeyError):
-    sgn_lib.fuse_scores({"sgn": sgn}, {"sgn": 1.0, "frame": 1.0})
+    fuse.fuse_scores({"sgn": sgn}, {"sgn": 1.0, "frame": 1.0})
   with pytest.raises(ValueError):
-    sgn_lib.fuse_scores({"sgn": sgn, "frame": frame[:1]}, {"sgn": 1.0, "frame": 1.0})
+    fuse.fuse_scores({"sgn": sgn, "frame": frame[:1]}, {"sgn": 1.0, "frame": 1.0})
 
 
 # ----------------------------------------------------------------------------- frame network

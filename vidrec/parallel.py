@@ -8,15 +8,27 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from absl import flags
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 DATA = "data"
 
 
+def define_flags() -> None:
+  """The command-line flags of a multi-process job (train.py, eval.py)."""
+  flags.DEFINE_string("coordinator_address", None,
+                      "HOST:PORT of process 0, for multi-process runs JAX cannot auto-detect.")
+  flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
+  flags.DEFINE_integer("process_id", None, "This process's id (with --coordinator_address).")
+
+
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
                process_id: int | None = None) -> None:
-  """Joins a multi-process job. With no arguments, only where JAX can auto-detect a cluster
-  (TPU pods, SLURM, ...); otherwise pass the coordinator explicitly (e.g. 127.0.0.1:1234)."""
+  """Joins a multi-process job, with the arguments or else the flags of ``define_flags``. Without a
+  coordinator this is a single-process run, or a cluster JAX detects itself (TPU pods, SLURM, ...)."""
+  if coordinator_address is None and "coordinator_address" in flags.FLAGS:
+    coordinator_address = flags.FLAGS.coordinator_address
+    num_processes, process_id = flags.FLAGS.num_processes, flags.FLAGS.process_id
   if coordinator_address:
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                process_id=process_id)

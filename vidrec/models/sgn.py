@@ -43,7 +43,7 @@ comma-separated string; default ["3b"]), ``cross_layer`` (dict dest -> source, o
 none), ``cross_layer_mode`` ("learned" | "direct"), ``cross_layer_resample`` ("strided" | "avgpool"),
 ``softmax_axis`` ("channel" | "spacetime"), ``gate`` ("softmax" | "sigmoid"), ``alpha_rescale`` (bool).
 
-Also here: :func:`fuse_scores`, the eval-side "SGN + Frame" late fusion (Tables V-VII).
+"SGN + Frame" (Tables V-VII) is a late fusion of evaluated models: ``vidrec.fuse``.
 """
 from __future__ import annotations
 
@@ -245,21 +245,3 @@ def build(cfg: ml_collections.ConfigDict, num_classes: int) -> SGN:
   model = SGN(num_classes=num_classes, **resnet3d_kwargs(cfg), **sgn_kwargs(cfg))
   model.gated_blocks()  # fail at build time on a bad configuration
   return model
-
-
-def fuse_scores(score_dict: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-  """"SGN + Frame" late fusion (Tables V-VII): sum_k weights[k] * score_dict[k].
-
-  ``score_dict`` maps a model/head name to its per-video softmax scores [V, C] (already aggregated over
-  views); only the names in ``weights`` are used, and each must be present. Weights are not normalised
-  (normalising does not change the argmax).
-  """
-  if not weights:
-    raise ValueError("fuse_scores: weights is empty")
-  missing = [k for k in weights if k not in score_dict]
-  if missing:
-    raise KeyError(f"fuse_scores: no scores for {missing}; have {sorted(score_dict)}")
-  shapes = {k: np.shape(score_dict[k]) for k in weights}
-  if len(set(shapes.values())) != 1 or len(next(iter(shapes.values()))) != 2:
-    raise ValueError(f"fuse_scores: scores must all be [V, C] of the same shape, got {shapes}")
-  return sum(float(w) * np.asarray(score_dict[k], dtype=np.float64) for k, w in weights.items())
