@@ -15,12 +15,12 @@ Library use::
   render_alpha_grid(video, alphas_from_outputs(outputs), "alpha.png")
 
 or :func:`render_from_model`. ``python -m vidrec.visualize_sgn --demo --out alpha.png`` renders the maps
-of a tiny randomly initialised SGN on a synthetic moving square (a smoke test; loading a trained
-checkpoint from ``--config``/``--workdir`` is wired by the trainer's owner).
+of a tiny randomly initialised SGN on a synthetic moving square (a smoke test); with a trained run,
+``python -m vidrec.visualize_sgn --config configs/sgn_ucf101.py:synthetic --workdir W --out alpha.png
+[--video_index 3] [--split test]`` renders the maps of one test video.
 """
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any, Mapping, Sequence
 
@@ -163,27 +163,64 @@ def synthetic_video(num_frames: int = 8, size: int = 32, seed: int = 0) -> np.nd
   return video
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-  parser.add_argument("--out", required=True, help="PNG path")
-  parser.add_argument("--demo", action="store_true",
-                      help="tiny randomly initialised SGN on a synthetic video (no checkpoint needed)")
-  parser.add_argument("--reduce", default="max", choices=REDUCTIONS)
-  args = parser.parse_args(argv)
-  if not args.demo:
-    parser.error("only --demo is available here; rendering a trained checkpoint (--config/--workdir) "
-                 "is wired with the trainer: load the variables and call render_from_model")
-  import jax
-  import ml_collections
+def trained_video_alphas(config: Any, workdir: str, split: str, video_index: int,
+                         step: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
+  """Restores a trained SGN from ``workdir`` and runs it on the first test view of one video of
+  ``split`` (the evaluation input path); returns (frames in [0, 1], alpha maps, class name)."""
+  import jax  # pylint: disable=g-import-not-at-top
 
-  from vidrec.models import build_model
-  cfg = ml_collections.ConfigDict(dict(name="sgn", width=8, sgm="M", sgm_blocks=["all"]))
-  model = build_model(cfg, num_classes=4)
-  video = synthetic_video()
-  variables = jax.jit(model.init)(jax.random.key(0), video[None])
-  print(render_from_model(model, variables, video, args.out, reduce=args.reduce,
-                          title="SGN-M, all blocks (random init)"))
+  from vidrec import trainer  # pylint: disable=g-import-not-at-top
+  from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
+  s = trainer.setup(config)
+  mngr = trainer.checkpoint_manager(workdir, config)
+  ts, _ = trainer.restore(mngr, s.abstract_state, step)
+  mngr.close()
+  source = pipeline.VideoSource(s.builder, split)
+  ds = pipeline.eval_dataset(source, config.input, global_batch=1).unbatch()
+  view = next(ds.filter(lambda ex: ex["video_index"] == video_index).take(1).as_numpy_iterator(), None)
+  if view is None:
+    raise ValueError(f"{split} has {len(source)} videos; --video_index={video_index} is out of range")
+  outputs = jax.jit(lambda v, x: s.model.apply(v, x, train=False))(trainer.variables_of(ts), view["video"][None])
+  frames = view["video"] * np.asarray(config.input.std) + np.asarray(config.input.mean)
+  return np.clip(frames / 255.0, 0, 1), alphas_from_outputs(outputs), source.class_names[int(view["label"])]
+
+
+def main(argv: Sequence[str]) -> None:
+  """``--demo``: a tiny random SGN on a moving square; else a trained run (``--config``/``--workdir``)."""
+  del argv
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  f = flags.FLAGS
+  if f.demo:
+    import jax  # pylint: disable=g-import-not-at-top
+    import ml_collections  # pylint: disable=g-import-not-at-top
+
+    from vidrec.models import build_model  # pylint: disable=g-import-not-at-top
+    cfg = ml_collections.ConfigDict(dict(name="sgn", width=8, sgm="M", sgm_blocks=["all"]))
+    model = build_model(cfg, num_classes=4)
+    video = synthetic_video()
+    variables = jax.jit(model.init)(jax.random.key(0), video[None])
+    print(render_from_model(model, variables, video, f.out, reduce=f.reduce,
+                            title="SGN-M, all blocks (random init)"))
+    return
+  if f.config is None or f.workdir is None:
+    raise app.UsageError("give --config and --workdir of a trained SGN run (or --demo)")
+  frames, alphas, label = trained_video_alphas(f.config, f.workdir, f.split, f.video_index, f.step)
+  if not alphas:
+    raise ValueError("this model returned no 'alpha/<block>' outputs: is it an SGN with sgm_blocks set?")
+  print(render_alpha_grid(frames, alphas, f.out, reduce=f.reduce,
+                          title=f"{f.config.model.name} SGM-{f.config.model.get('sgm', '?')}: {label}"))
 
 
 if __name__ == "__main__":
-  main()
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  config_flags.DEFINE_config_file("config", None, "Config of the trained SGN run.", lock_config=True)
+  flags.DEFINE_string("workdir", None, "Workdir of the trained run.")
+  flags.DEFINE_string("out", None, "PNG path.")
+  flags.DEFINE_bool("demo", False, "Tiny randomly initialised SGN on a synthetic video (no checkpoint).")
+  flags.DEFINE_enum("reduce", "max", list(REDUCTIONS), "How alpha is summarised over channels.")
+  flags.DEFINE_string("split", "test", "Split of the video.")
+  flags.DEFINE_integer("video_index", 0, "Index of the video in the split.")
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+  flags.mark_flags_as_required(["out"])
+  app.run(main)
