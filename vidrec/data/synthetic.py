@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -270,16 +270,16 @@ def _actor_motion(kind: str, breaks: bool, rng: np.random.Generator, res: int,
     cx, cy = (along, across) if kind == "shift_h" else (across, along)
   elif kind == "pretend_h":  # moves right, then comes back to where it started
     x0 = rng.uniform(-m, -m + 0.25 * res)
-    d = min(rng.uniform(0.3, 0.55) * res, m - x0)
+    d = min(rng.uniform(0.25, 0.5) * res, m - x0)
     tp = rng.uniform(0.4, 0.6)
     bump = np.where(t < tp, 0.5 - 0.5 * np.cos(np.pi * t / tp),
                     0.5 - 0.5 * np.cos(np.pi * (1 - t) / (1 - tp)))
     cx = x0 + d * bump
     cy = rng.uniform(-0.3, 0.3) * res + _wobble(rng, t, 0.025 * res)
   elif kind == "drop":  # held still, falls (accelerating), lands; optionally breaks
-    cx = np.full(n, rng.uniform(-1, 1) * (half - 2.2 * r))
+    cx = np.full(n, rng.uniform(-1, 1) * (half - 1.9 * r))
     y_top = rng.uniform(-half + 1.05 * r, -0.1 * res)
-    floor = half - r * rng.uniform(1.05, 1.3)
+    floor = half - r * rng.uniform(0.9, 1.2)
     t_hold = rng.uniform(0.1, 0.4)
     t_hit = t_hold + rng.uniform(0.2, 0.35)
     fall = np.clip((t - t_hold) / (t_hit - t_hold), 0, 1) ** 2
@@ -288,7 +288,7 @@ def _actor_motion(kind: str, breaks: bool, rng: np.random.Generator, res: int,
     after = t - t_hit
     split_d = rng.uniform(0.1, 0.25)
     g = 1 - (1 - np.clip(after / split_d, 0, 1)) ** 2  # ease-out separation, 0 before impact
-    spread = np.stack([rng.uniform(0.05, 0.35, 2), rng.uniform(0.7, 1.2, 2)]) * r  # [sy, sx]
+    spread = np.stack([rng.uniform(0.3, 0.6, 2), rng.uniform(0.55, 1.0, 2)]) * r  # [sy, sx]
     sink = rng.uniform(0.3, 0.5, 2) * r  # upper pieces fall to the floor
     if breaks:
       sign = np.array([-1.0, 1.0])
@@ -524,3 +524,7 @@ def generate_example(cfg: SyntheticActionsConfig, split: str, index: int) -> dic
   video = render_video(label, rng, cfg.resolution, num_frames)
   return features_lib.make_example(video, label, f"{split}_{index:06d}", FPS)
 
+
+def class_names() -> Sequence[str]:
+  """The class names, in label order."""
+  return CLASS_NAMES
