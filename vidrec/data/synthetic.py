@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -523,8 +523,3 @@ def generate_example(cfg: SyntheticActionsConfig, split: str, index: int) -> dic
   num_frames = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
   video = render_video(label, rng, cfg.resolution, num_frames)
   return features_lib.make_example(video, label, f"{split}_{index:06d}", FPS)
-
-
-def class_names() -> Sequence[str]:
-  """The class names, in label order."""
-  return CLASS_NAMES
