@@ -89,14 +89,18 @@ def check_flip(cfg: ml_collections.ConfigDict, source: VideoSource) -> None:
                      "(flipping would change labels): set --config.input.flip=False.")
 
 
-def _train_example(raw: tf.Tensor, position: tf.Tensor, source: VideoSource,
-                   sampler: samplers.TemporalSampler, cfg: ml_collections.ConfigDict, seed: int):
-  ex = source.parse(raw)
-  num_frames = tf.shape(ex["video"])[0]
-  indices = tf.numpy_function(
+def sample_train_indices(num_frames: tf.Tensor, position: tf.Tensor,
+                         sampler: samplers.TemporalSampler, seed: int) -> tf.Tensor:
+  """The training sampler's frame indices for the example at ``position`` (seeded by (seed, position))."""
+  return tf.numpy_function(
       lambda n, p: sampler.train(int(n), np.random.default_rng([seed, int(p)])),
       [num_frames, position], tf.int32, stateful=False)
-  frames = decode_frames(tf.gather(ex["video"], indices))
+
+
+def augment_train(frames: tf.Tensor, label: tf.Tensor, position: tf.Tensor, source: VideoSource,
+                  cfg: ml_collections.ConfigDict, seed: int) -> dict[str, tf.Tensor]:
+  """uint8 [L,H,W,3] frames -> (optional scale jitter) resize, random crop, flip with the label map,
+  normalisation; all random choices seeded by (seed, position)."""
   key = tf.stack([tf.constant(seed, tf.int64), position])
   keys = tf.random.experimental.stateless_split(key, 3)
   size = cfg.resize
@@ -108,13 +112,21 @@ def _train_example(raw: tf.Tensor, position: tf.Tensor, source: VideoSource,
       tf.transpose(frames, [1, 2, 0, 3]),
       [cfg.crop, cfg.crop, tf.shape(frames)[0], 3], keys[1])
   frames = tf.transpose(crop, [2, 0, 1, 3])
-  label = tf.cast(ex["label"], tf.int32)
+  label = tf.cast(label, tf.int32)
   if cfg.flip:
     flip = tf.random.stateless_uniform([], keys[2]) < 0.5
     frames = tf.cond(flip, lambda: tf.reverse(frames, [2]), lambda: frames)
     label = tf.where(flip, tf.gather(tf.constant(source.flip_map), label), label)
   frames = tf.ensure_shape(frames, [None, cfg.crop, cfg.crop, 3])
   return {"video": normalize(frames, cfg), "label": label}
+
+
+def _train_example(raw: tf.Tensor, position: tf.Tensor, source: VideoSource,
+                   sampler: samplers.TemporalSampler, cfg: ml_collections.ConfigDict, seed: int):
+  ex = source.parse(raw)
+  indices = sample_train_indices(tf.shape(ex["video"])[0], position, sampler, seed)
+  frames = decode_frames(tf.gather(ex["video"], indices))
+  return augment_train(frames, ex["label"], position, source, cfg, seed)
 
 
 def train_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global_batch: int,

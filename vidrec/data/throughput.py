@@ -169,37 +169,15 @@ def make_standin(data_dir: str, num_videos: int, workers: int | None) -> dict[in
 # the measuring child process only.
 
 
-def _sample_indices(ex, position, sampler, seed):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf.numpy_function(
-      lambda n, p: sampler.train(int(n), np.random.default_rng([seed, int(p)])),
-      [tf.shape(ex["video"])[0], position], tf.int32, stateful=False)
-
-
 def decode_all_example(raw, position, source, sampler, cfg, seed):
   """Baseline: the record deserialised with the Video feature's default decoder (every frame
-  decoded), then the sampled frames picked; resize, crop, flip, normalisation as in
-  pipeline._train_example."""
+  decoded), then the sampled frames picked; then ``pipeline.augment_train`` as in training."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
   ex = source.features.deserialize_example(raw)
-  frames = tf.ensure_shape(tf.gather(ex["video"], _sample_indices(ex, position, sampler, seed)),
-                           [None, None, None, 3])
-  keys = tf.random.experimental.stateless_split(tf.stack([tf.constant(seed, tf.int64), position]), 3)
-  size = cfg.resize
-  if any(cfg.scale_jitter):
-    size = tf.random.stateless_uniform([], keys[0], cfg.scale_jitter[0], cfg.scale_jitter[1] + 1,
-                                       tf.int32)
-  frames = pipeline.resize(frames, size)
-  crop = tf.image.stateless_random_crop(tf.transpose(frames, [1, 2, 0, 3]),
-                                        [cfg.crop, cfg.crop, tf.shape(frames)[0], 3], keys[1])
-  frames = tf.transpose(crop, [2, 0, 1, 3])
-  label = tf.cast(ex["label"], tf.int32)
-  if cfg.flip:
-    flip = tf.random.stateless_uniform([], keys[2]) < 0.5
-    frames = tf.cond(flip, lambda: tf.reverse(frames, [2]), lambda: frames)
-    label = tf.where(flip, tf.gather(tf.constant(source.flip_map), label), label)
-  return {"video": pipeline.normalize(frames, cfg), "label": label}
+  indices = pipeline.sample_train_indices(tf.shape(ex["video"])[0], position, sampler, seed)
+  frames = tf.ensure_shape(tf.gather(ex["video"], indices), [None, None, None, 3])
+  return pipeline.augment_train(frames, ex["label"], position, source, cfg, seed)
 
 
 def proposed_example(raw, position, source, sampler, cfg, seed):
@@ -219,7 +197,8 @@ def proposed_example(raw, position, source, sampler, cfg, seed):
   ex = tf.io.parse_single_example(raw, {"video": tf.io.VarLenFeature(tf.string),
                                         "label": tf.io.FixedLenFeature([], tf.int64)})
   ex["video"] = ex["video"].values
-  frames = pipeline.decode_frames(tf.gather(ex["video"], _sample_indices(ex, position, sampler, seed)))
+  indices = pipeline.sample_train_indices(tf.shape(ex["video"])[0], position, sampler, seed)
+  frames = pipeline.decode_frames(tf.gather(ex["video"], indices))
   keys = tf.random.experimental.stateless_split(tf.stack([tf.constant(seed, tf.int64), position]), 4)
   shape = tf.shape(frames)
   h, w = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
