@@ -2,10 +2,10 @@
 
 Writes DIR/eval/<split>_report.json and <split>_confusion.png and prints a table.
 """
-from absl import app, flags, logging
+from absl import flags
 from ml_collections import config_flags
 
-from vidrec import parallel
+from vidrec import cli, parallel
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file used for training.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "The training workdir.")
@@ -17,12 +17,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # keep the console to progress lines; -v 0 for info
   parallel.initialize()
   from vidrec import evaluate  # pylint: disable=g-import-not-at-top
   evaluate.evaluate(_CONFIG.value, _WORKDIR.value, _SPLIT.value, _STEP.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

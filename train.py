@@ -2,10 +2,10 @@
 
 Re-running the same command resumes from the latest checkpoint in DIR/checkpoints.
 """
-from absl import app, flags, logging
+from absl import flags
 from ml_collections import config_flags
 
-from vidrec import parallel
+from vidrec import cli, parallel
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/u2s_sthv2.py:synthetic.",
                                           lock_config=True)
@@ -17,8 +17,6 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # keep the console to progress lines; -v 0 for info
   parallel.initialize()
   from vidrec import evaluate, trainer  # pylint: disable=g-import-not-at-top
   trainer.train(_CONFIG.value, _WORKDIR.value)
@@ -27,4 +25,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

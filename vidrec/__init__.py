@@ -1,3 +1,7 @@
 """vidrec: video action recognition in JAX/Flax (SGN, joint-LSTM, ATW, U2S, FstCN)."""
 
 __version__ = "0.1.0"
+
+from vidrec import cli as _cli
+
+_cli.quiet_tensorflow()   # before anything imports TensorFlow: no C++ banners unless --verbosity

@@ -19,7 +19,7 @@ import sys
 
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import flags
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Base config of every arm.", lock_config=True)
@@ -81,8 +81,6 @@ def table(results: dict[str, list[float]], seeds: list[int], metric: str) -> str
 
 def main(argv):
   del argv
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
   seeds = [int(s) for s in _SEEDS.value.split(",")]
   results: dict[str, list[float]] = {}
   for spec in _ARMS.value:
@@ -102,4 +100,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  cli.run(main)

@@ -13,10 +13,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags, logging
+from absl import flags
 from ml_collections import config_flags
 
-from vidrec import losses, parallel, trainer
+from vidrec import cli, losses, parallel, trainer
 from vidrec.data import pipeline
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
@@ -89,11 +89,9 @@ def run(config, steps: int, input_batches: int) -> dict:
 
 def main(argv):
   del argv
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
   print(json.dumps(run(_CONFIG.value, _STEPS.value, _INPUT_BATCHES.value)))
 
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  cli.run(main)

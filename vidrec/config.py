@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ml_collections
 
+
+from vidrec.errors import UserError
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
@@ -65,19 +67,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
   optim.SCHEDULES.get(config.optimizer.schedule)
   evaluate.AGGREGATIONS.get(config.eval.aggregation)
   if config.input.short_video not in samplers.SHORT_VIDEO_MODES:
-    raise ValueError(f"input.short_video must be one of {samplers.SHORT_VIDEO_MODES}")
+    raise UserError(f"input.short_video must be one of {samplers.SHORT_VIDEO_MODES}")
   if config.input.test_spatial not in samplers.SPATIAL_SCHEMES:
-    raise ValueError(f"input.test_spatial must be one of {samplers.SPATIAL_SCHEMES}")
+    raise UserError(f"input.test_spatial must be one of {samplers.SPATIAL_SCHEMES}")
   for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps"):
     if config[key] <= 0:
-      raise ValueError(f"{key} must be positive, got {config[key]}")
+      raise UserError(f"{key} must be positive, got {config[key]}")
 
 
 def parse_variant(arg: str, allowed: tuple[str, ...]) -> set[str]:
   """``"synthetic,fusion"`` -> {"synthetic", "fusion"}; unknown options are an error listing the known."""
   options = {a.strip() for a in arg.split(",") if a.strip()}
   if unknown := options - set(allowed):
-    raise ValueError(f"Unknown config variant(s) {sorted(unknown)}; combine any of {list(allowed)} "
+    raise UserError(f"Unknown config variant(s) {sorted(unknown)}; combine any of {list(allowed)} "
                      f"with commas, e.g. ':{allowed[0]}'.")
   return options
 

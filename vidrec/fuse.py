@@ -12,12 +12,14 @@ Fuse scores of the ``mean_softmax`` aggregation (probabilities), as the papers d
 """
 from __future__ import annotations
 
+import os
 from typing import Mapping
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from vidrec import evaluate
+from vidrec import cli, evaluate
+from vidrec.errors import MissingDataError, UnknownNameError, UserError
 
 _MEMBERS = flags.DEFINE_multi_string("member", [], "SCORES.npz[:HEAD[:WEIGHT]]")
 _OUT = flags.DEFINE_string("out", None, "Output folder for the fused report.")
@@ -30,10 +32,10 @@ def fuse_scores(score_dict: Mapping[str, np.ndarray], weights: Mapping[str, floa
     raise ValueError("fuse_scores: weights is empty")
   missing = [k for k in weights if k not in score_dict]
   if missing:
-    raise KeyError(f"fuse_scores: no scores for {missing}; have {sorted(score_dict)}")
+    raise UnknownNameError(f"fuse_scores: no scores for {missing}; have {sorted(score_dict)}")
   shapes = {k: np.shape(score_dict[k]) for k in weights}
   if len(set(shapes.values())) != 1 or len(next(iter(shapes.values()))) != 2:
-    raise ValueError(f"fuse_scores: scores must all be [V, C] of the same shape, got {shapes}")
+    raise UserError(f"fuse_scores: scores must all be [V, C] of the same shape, got {shapes}")
   return sum(float(w) * np.asarray(score_dict[k], dtype=np.float64) for k, w in weights.items())
 
 
@@ -47,11 +49,14 @@ def fuse_files(members: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
   scores, weights, labels, class_names = {}, {}, None, None
   for i, spec in enumerate(members):
     path, head, weight = parse_member(spec)
+    if not os.path.exists(path):
+      raise MissingDataError(f"--member {spec}: {path} does not exist; eval.py writes "
+                             f"<workdir>/eval/<split>_scores.npz.")
     data = np.load(path)
     if head not in data:
-      raise KeyError(f"{path} has no head {head!r}; it has {[k for k in data if k not in ('labels', 'class_names')]}")
+      raise UnknownNameError(f"{path} has no head {head!r}; it has {[k for k in data if k not in ('labels', 'class_names')]}")
     if labels is not None and not np.array_equal(labels, data["labels"]):
-      raise ValueError(f"{path} scores other videos/labels than {parse_member(members[0])[0]}: "
+      raise UserError(f"{path} scores other videos/labels than {parse_member(members[0])[0]}: "
                        f"fuse evaluations of the same split of the same dataset.")
     labels, class_names = data["labels"], list(data["class_names"])
     scores[f"{i}:{head}"], weights[f"{i}:{head}"] = data[head], weight
@@ -71,4 +76,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["member", "out"])
-  app.run(main)
+  cli.run(main)

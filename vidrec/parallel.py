@@ -11,6 +11,8 @@ import numpy as np
 from absl import flags
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+
+from vidrec.errors import UserError
 DATA = "data"
 
 
@@ -43,7 +45,7 @@ def check_batch_size(global_batch: int) -> None:
   """Fails early (before any compilation) when the global batch cannot be split evenly."""
   devices, processes = jax.device_count(), jax.process_count()
   if global_batch % devices or global_batch % processes:
-    raise ValueError(
+    raise UserError(
         f"batch_size={global_batch} does not divide across {devices} devices ({processes} processes): "
         f"use a multiple of {devices}, e.g. --config.batch_size={max(devices, global_batch // devices * devices)}.")
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
 
+
+from vidrec.errors import UnknownNameError
 T = TypeVar("T")
 
 
@@ -26,7 +28,7 @@ class Registry(Generic[T]):
 
   def get(self, name: str) -> T:
     if name not in self._items:
-      raise KeyError(
+      raise UnknownNameError(
           f"Unknown {self.kind} {name!r}. Known {self.kind}s: {sorted(self._items)}. "
           f"Fix the name in the config (e.g. --config.{self.kind.replace(' ', '_')}=...).")
     return self._items[name]

@@ -26,6 +26,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from vidrec.errors import UserError
+
 REDUCTIONS = ("max", "mean")
 
 
@@ -179,7 +181,7 @@ def trained_video_alphas(config: Any, workdir: str, split: str, video_index: int
   ds = pipeline.eval_dataset(source, config.input, global_batch=1).unbatch()
   view = next(ds.filter(lambda ex: ex["video_index"] == video_index).take(1).as_numpy_iterator(), None)
   if view is None:
-    raise ValueError(f"{split} has {len(source)} videos; --video_index={video_index} is out of range")
+    raise UserError(f"{split} has {len(source)} videos; --video_index={video_index} is out of range")
   outputs = jax.jit(lambda v, x: s.model.apply(v, x, train=False))(trainer.variables_of(ts), view["video"][None])
   frames = view["video"] * np.asarray(config.input.std) + np.asarray(config.input.mean)
   return np.clip(frames / 255.0, 0, 1), alphas_from_outputs(outputs), source.class_names[int(view["label"])]
@@ -188,7 +190,7 @@ def trained_video_alphas(config: Any, workdir: str, split: str, video_index: int
 def main(argv: Sequence[str]) -> None:
   """``--demo``: a tiny random SGN on a moving square; else a trained run (``--config``/``--workdir``)."""
   del argv
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   if f.demo:
     import jax  # pylint: disable=g-import-not-at-top
@@ -203,17 +205,19 @@ def main(argv: Sequence[str]) -> None:
                             title="SGN-M, all blocks (random init)"))
     return
   if f.config is None or f.workdir is None:
-    raise app.UsageError("give --config and --workdir of a trained SGN run (or --demo)")
+    raise UserError("give --config and --workdir of a trained SGN run (or --demo)")
   frames, alphas, label = trained_video_alphas(f.config, f.workdir, f.split, f.video_index, f.step)
   if not alphas:
-    raise ValueError("this model returned no 'alpha/<block>' outputs: is it an SGN with sgm_blocks set?")
+    raise UserError("this model returned no 'alpha/<block>' outputs: is it an SGN with sgm_blocks set?")
   print(render_alpha_grid(frames, alphas, f.out, reduce=f.reduce,
                           title=f"{f.config.model.name} SGM-{f.config.model.get('sgm', '?')}: {label}"))
 
 
 if __name__ == "__main__":
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
+  from vidrec import cli  # pylint: disable=g-import-not-at-top
   config_flags.DEFINE_config_file("config", None, "Config of the trained SGN run.", lock_config=True)
   flags.DEFINE_string("workdir", None, "Workdir of the trained run.")
   flags.DEFINE_string("out", None, "PNG path.")
@@ -223,4 +227,4 @@ if __name__ == "__main__":
   flags.DEFINE_integer("video_index", 0, "Index of the video in the split.")
   flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
   flags.mark_flags_as_required(["out"])
-  app.run(main)
+  cli.run(main)

@@ -43,6 +43,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from vidrec.errors import MissingDataError, UserError
+
 # ---------------------------------------------------------------------------------------------- pure
 
 def class_means(features: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +128,7 @@ def parse_pair(spec: str, class_names: Sequence[str]) -> tuple[int, int]:
   """'3,7' or 'Dropping something,Dropping something so that it breaks' -> class indices."""
   parts = [p.strip() for p in spec.split(",")]
   if len(parts) != 2:
-    raise ValueError(f"--pair wants two classes 'a,b', got {spec!r}")
+    raise UserError(f"--pair wants two classes 'a,b', got {spec!r}")
   lower = [n.lower() for n in class_names]
   out = []
   for p in parts:
@@ -135,12 +137,12 @@ def parse_pair(spec: str, class_names: Sequence[str]) -> tuple[int, int]:
     elif p.lower() in lower:
       k = lower.index(p.lower())
     else:
-      raise ValueError(f"--pair: {p!r} is neither a class index nor a class name of {list(class_names)}")
+      raise UserError(f"--pair: {p!r} is neither a class index nor a class name of {list(class_names)}")
     if not 0 <= k < len(class_names):
-      raise ValueError(f"--pair: class index {k} out of range [0, {len(class_names)})")
+      raise UserError(f"--pair: class index {k} out of range [0, {len(class_names)})")
     out.append(k)
   if out[0] == out[1]:
-    raise ValueError(f"--pair needs two different classes, got {spec!r}")
+    raise UserError(f"--pair needs two different classes, got {spec!r}")
   return out[0], out[1]
 
 
@@ -437,7 +439,7 @@ def restore_run(config, workdir: str):
   s = trainer.setup(config)
   mngr = trainer.checkpoint_manager(workdir, config)
   if mngr.latest_step() is None:
-    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train it first.")
+    raise MissingDataError(f"No checkpoint in {workdir}/checkpoints: train it first.")
   step = config.eval.checkpoint_step if config.eval.checkpoint_step >= 0 else None
   ts, _ = trainer.restore(mngr, s.abstract_state, step)
   mngr.close()
@@ -536,7 +538,7 @@ def report_accuracy(workdir: str, split: str, class_names: Sequence[str],
   if not os.path.exists(path):
     if fallback is not None:
       return np.asarray(fallback, np.float64)
-    raise FileNotFoundError(f"{path} is missing: run python eval.py --config ... --workdir {workdir} "
+    raise MissingDataError(f"{path} is missing: run python eval.py --config ... --workdir {workdir} "
                             f"--split {split} first.")
   with open(path) as f:
     per_class = json.load(f)["per_class_accuracy"]
@@ -675,9 +677,7 @@ def make_figures(config, workdirs: Sequence[str], out: str, *, split: str | None
 
 def main(argv):
   del argv
-  from absl import flags, logging  # pylint: disable=g-import-not-at-top
-  if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
+  from absl import flags  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   split_list = lambda v: [w for w in (v or "").split(",") if w]  # noqa: E731
   summary = make_figures(_CONFIG.value, split_list(f.workdir), f.out, split=f.split,
@@ -692,8 +692,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
+  from vidrec import cli  # pylint: disable=g-import-not-at-top
   _CONFIG = config_flags.DEFINE_config_file("config", None, "Config of the U2S run.", lock_config=True)
   flags.DEFINE_string("workdir", None, "U2S run dir (comma-separated: several runs, e.g. seeds).")
   flags.DEFINE_string("baseline_workdir", None, "One-pass run dir(s), comma-separated.")
@@ -705,4 +707,4 @@ if __name__ == "__main__":
   flags.DEFINE_string("baseline_variant", "one_pass", "model.variant of the baseline run(s).")
   flags.DEFINE_integer("dpi", 80, "PNG resolution.")
   flags.mark_flags_as_required(["config", "workdir", "out"])
-  app.run(main)
+  cli.run(main)

@@ -13,6 +13,7 @@ import os
 import tensorflow_datasets as tfds
 
 from vidrec.data.features import FILE_FORMAT
+from vidrec.errors import MissingDataError
 from vidrec.registry import Registry
 
 
@@ -47,14 +48,14 @@ def split_name(name: str) -> tuple[str, str | None]:
 
 def load_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
   """Returns the prepared builder for ``name``; prepares the synthetic dataset on first use and
-  raises ``FileNotFoundError`` with the preparation command for a real dataset that is missing."""
+  raises ``MissingDataError`` with the preparation command for a real dataset that is missing."""
   base, config = split_name(name)
   spec = DATASETS.get(base)
   data_dir = data_dir or default_data_dir()
   builder = spec.builder_class()(config=config, data_dir=data_dir, file_format=FILE_FORMAT)
   if not builder.is_prepared():
     if not spec.auto_prepare:
-      raise FileNotFoundError(
+      raise MissingDataError(
           f"Dataset {name!r} is not prepared in data_dir={data_dir!r}. Prepare it once with\n"
           f"  python -m vidrec.data.prepare {base} --manual_dir <where your copy lives> "
           f"--data_dir {data_dir}{f' --config {config}' if config else ''}\n"

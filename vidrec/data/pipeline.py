@@ -22,6 +22,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from vidrec.data import samplers
+from vidrec.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -31,7 +32,7 @@ class VideoSource:
 
   def __init__(self, builder: tfds.core.DatasetBuilder, split: str):
     if split.split("[")[0] not in builder.info.splits:   # TFDS slicing ("train[:25%]") is allowed
-      raise ValueError(f"Split {split!r} not in dataset {builder.info.full_name}; "
+      raise UserError(f"Split {split!r} not in dataset {builder.info.full_name}; "
                        f"available: {sorted(builder.info.splits)}")
     self.split = split
     self.records = builder.as_data_source(
@@ -85,7 +86,7 @@ def make_sampler(cfg: ml_collections.ConfigDict) -> samplers.TemporalSampler:
 
 def check_flip(cfg: ml_collections.ConfigDict, source: VideoSource) -> None:
   if cfg.flip and source.flip_map is None:
-    raise ValueError("input.flip=True but this dataset has no horizontal-flip label map "
+    raise UserError("input.flip=True but this dataset has no horizontal-flip label map "
                      "(flipping would change labels): set --config.input.flip=False.")
 
 
@@ -142,18 +143,40 @@ def train_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global
   def permutation(epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, 7]).permutation(n)
 
-  def read(counter: np.ndarray) -> tuple[bytes, np.int64]:
+  def read(counter: np.ndarray, shift: np.ndarray) -> tuple[bytes, np.int64, np.int32]:
+    """The record ``shift`` places after this position's video in the epoch's order, the position,
+    and the position's own video index when ``shift`` > 0 (it was unreadable), else -1."""
     step, j = divmod(int(counter), local)
     position = step * global_batch + process_index * local + j
     epoch, i = divmod(position, n)
-    return source.read(permutation(epoch)[i]), np.int64(position)
+    order = permutation(epoch)
+    bad = order[i] if shift else -1
+    return source.read(order[(i + int(shift)) % n]), np.int64(position), np.int32(bad)
+
+  def example(counter: tf.Tensor, shift: tf.Tensor) -> dict[str, tf.Tensor]:
+    raw, pos, bad = tf.numpy_function(read, [counter, shift], (tf.string, tf.int64, tf.int32),
+                                      stateful=False)
+    return {**_train_example(raw, pos, source, sampler, cfg, seed), "unreadable": tf.reshape(bad, [])}
 
   ds = tf.data.Dataset.range(start_step * local, 2**62)
-  ds = ds.map(lambda c: tf.numpy_function(read, [c], (tf.string, tf.int64), stateful=False),
-              num_parallel_calls=AUTOTUNE)
-  ds = ds.map(lambda raw, pos: _train_example(raw, pos, source, sampler, cfg, seed),
-              num_parallel_calls=AUTOTUNE)
+  ds = ds.interleave(lambda c: readable_example(c, example), num_parallel_calls=AUTOTUNE,
+                     deterministic=True)
   return ds.batch(local, drop_remainder=True).prefetch(cfg.get("prefetch", 2))
+
+
+MAX_UNREADABLE_IN_A_ROW = 8
+
+
+def readable_example(counter: tf.Tensor, example) -> tf.data.Dataset:
+  """Exactly one example for the stream position ``counter``: ``example(counter, 0)``, or, when that
+  raises (frames that do not decode, an unreadable record), ``example(counter, k)`` for the first of
+  k = 1, 2, ... that works: the next videos of the epoch's order, with the position's own random seed,
+  so batches keep their shape and a resumed run sees the same replacements. ``unreadable`` is the
+  video index that was replaced (-1: none). After ``MAX_UNREADABLE_IN_A_ROW`` failures the error of
+  ``example(counter, 0)`` itself is raised (a systematic fault, e.g. a crop larger than the frames)."""
+  candidates = tf.data.Dataset.range(MAX_UNREADABLE_IN_A_ROW).map(lambda k: example(counter, k))
+  surfaces_error = tf.data.Dataset.range(1).map(lambda k: example(counter, k))
+  return candidates.ignore_errors().concatenate(surfaces_error).take(1)
 
 
 def _test_views(raw: tf.Tensor, video_index: tf.Tensor, source: VideoSource,
@@ -189,13 +212,15 @@ def _test_views(raw: tf.Tensor, video_index: tf.Tensor, source: VideoSource,
 
 def eval_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global_batch: int,
                  process_index: int = 0, process_count: int = 1) -> tf.data.Dataset:
-  """Finite dataset of this process's share of the test views, batched (the last batch may be short)."""
+  """Finite dataset of this process's share of the test views, batched (the last batch may be short).
+  Videos that cannot be read or decoded are left out."""
   local = global_batch // process_count
   sampler = make_sampler(cfg)
   ds = tf.data.Dataset.from_tensor_slices(np.arange(process_index, len(source), process_count))
   ds = ds.map(lambda i: (tf.numpy_function(source.read, [i], tf.string, stateful=False), i),
               num_parallel_calls=AUTOTUNE)
   ds = ds.map(lambda raw, i: _test_views(raw, i, source, sampler, cfg), num_parallel_calls=AUTOTUNE)
+  ds = ds.ignore_errors()     # a video whose frames do not decode is left out (evaluate reports it)
   ds = ds.unbatch().map(lambda ex: {**ex, "video": normalize(ex["video"], cfg)})
   return ds.batch(local).prefetch(cfg.get("prefetch", 2))
 

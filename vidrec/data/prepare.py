@@ -28,10 +28,12 @@ from typing import Any, Sequence
 from absl import logging
 import tensorflow_datasets as tfds
 
+from vidrec import cli
 from vidrec.data import features as features_lib
 from vidrec.data.builders import BUILDERS
 from vidrec.data.builders import common
 from vidrec.data.builders.video_folder import VideoFolderConfig
+from vidrec.errors import UserError
 
 _DEFAULT_VARIANT = {"ucf101": "split1", "hmdb51": "split1", "ssv2": "default",
                     "penn_action": "default"}
@@ -44,16 +46,16 @@ def resolve_config(dataset: str, config: str | None, short_side: int | None,
   if dataset == "video_folder":
     dataset_name = name or config
     if not dataset_name:
-      raise ValueError("video_folder needs --name NAME (the dataset is then video_folder/NAME).")
+      raise UserError("video_folder needs --name NAME (the dataset is then video_folder/NAME).")
     return VideoFolderConfig(name=dataset_name, short_side=short_side, train_ratio=train_ratio,
                              description=f"Video folder dataset {dataset_name!r}.")
   if name:
-    raise ValueError(f"--name is only for video_folder; {dataset} uses --config.")
+    raise UserError(f"--name is only for video_folder; {dataset} uses --config.")
   if source not in ("manual", "tfds"):
-    raise ValueError(f"--source must be manual or tfds, got {source!r}")
+    raise UserError(f"--source must be manual or tfds, got {source!r}")
   if source == "tfds":
     if dataset != "ucf101":
-      raise ValueError("--source tfds exists only for ucf101.")
+      raise UserError("--source tfds exists only for ucf101.")
     variant = config or "ucf101_1_256"
     variant = variant if variant.startswith("tfds_") else f"tfds_{variant}"
   else:
@@ -62,7 +64,7 @@ def resolve_config(dataset: str, config: str | None, short_side: int | None,
   if m and (short_side is None or short_side == int(m.group(2))):
     return variant
   if m:
-    raise ValueError(f"--config {variant} already fixes the short side; drop --short_side.")
+    raise UserError(f"--config {variant} already fixes the short side; drop --short_side.")
   return common.config_name(variant, short_side or common.DEFAULT_SHORT_SIDE)
 
 
@@ -72,7 +74,7 @@ def prepare(dataset: str, manual_dir: str, *, data_dir: str | None = None,
             train_ratio: float | None = None, overwrite: bool = False) -> dict:
   """Prepares one dataset; returns the summary the command prints."""
   if dataset not in BUILDERS:
-    raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(BUILDERS))}")
+    raise UserError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(BUILDERS))}")
   cls = BUILDERS[dataset]
   if not manual_dir or not os.path.isdir(manual_dir):
     raise common.layout_error(cls.DATASET_TITLE or dataset,
@@ -126,17 +128,14 @@ def _parser() -> argparse.ArgumentParser:
   return p
 
 
+@cli.returns_status
 def main(argv: Sequence[str] | None = None) -> int:
   args = _parser().parse_args(argv)
   logging.set_verbosity(logging.INFO)
-  try:
-    summary = prepare(args.dataset, args.manual_dir, data_dir=args.data_dir, name=args.name,
-                      config=args.config, short_side=args.short_side, workers=args.workers,
-                      source=args.source, train_ratio=args.train_ratio,
-                      overwrite=args.overwrite)
-  except (common.DataLayoutError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  summary = prepare(args.dataset, args.manual_dir, data_dir=args.data_dir, name=args.name,
+                    config=args.config, short_side=args.short_side, workers=args.workers,
+                    source=args.source, train_ratio=args.train_ratio,
+                    overwrite=args.overwrite)
   sys.stderr.flush()
   print(json.dumps(summary), flush=True)
   return 0

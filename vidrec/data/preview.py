@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import zlib
 from typing import Sequence
 
 import numpy as np
 
+from vidrec import cli
 from vidrec.data import synthetic
 
 
@@ -75,6 +77,7 @@ def save_gif(videos: Sequence[np.ndarray], path: str, scale: int = 3, fps: float
                  duration=int(1000 / fps), loop=0)
 
 
+@cli.returns_status
 def main(argv: Sequence[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--out", required=True, help="output directory")
@@ -96,4 +99,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

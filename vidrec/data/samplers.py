@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from vidrec.registry import Registry
+from vidrec.errors import UserError
 
 SHORT_VIDEO_MODES = ("loop", "pad")
 
@@ -26,7 +27,7 @@ def _fit(indices: np.ndarray, num_frames: int, short_video: str) -> np.ndarray:
     return (indices % num_frames).astype(np.int32)
   if short_video == "pad":
     return np.minimum(indices, num_frames - 1).astype(np.int32)
-  raise ValueError(f"short_video must be one of {SHORT_VIDEO_MODES}, got {short_video!r}")
+  raise UserError(f"short_video must be one of {SHORT_VIDEO_MODES}, got {short_video!r}")
 
 
 def _check(num_frames: int) -> None:
@@ -134,7 +135,7 @@ def spatial_views(height: int, width: int, crop: int, scheme: str = "center",
   the mirrored copy of each (``five`` + flip = TSN's 10 crops).
   """
   if crop > min(height, width):
-    raise ValueError(f"crop {crop} is larger than the frame {height}x{width}: raise input.resize")
+    raise UserError(f"crop {crop} is larger than the frame {height}x{width}: raise input.resize")
   ys, xs = (0, (height - crop) // 2, height - crop), (0, (width - crop) // 2, width - crop)
   if scheme == "center":
     pos = [(ys[1], xs[1])]
@@ -145,6 +146,6 @@ def spatial_views(height: int, width: int, crop: int, scheme: str = "center",
   elif scheme == "nine":
     pos = [(y, x) for y in ys for x in xs]
   else:
-    raise ValueError(f"Unknown spatial scheme {scheme!r}; use one of {SPATIAL_SCHEMES}")
+    raise UserError(f"Unknown spatial scheme {scheme!r}; use one of {SPATIAL_SCHEMES}")
   flips = (0, 1) if flip else (0,)
   return np.array([(y, x, f) for f in flips for (y, x) in pos], np.int32)

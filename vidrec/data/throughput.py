@@ -44,6 +44,8 @@ from typing import Any
 
 import numpy as np
 
+from vidrec import cli
+
 STANDIN_VIDEOS = "throughput_videos"
 STANDIN_NAMES = {128: "throughput_s128", 256: "throughput_s256"}
 STANDIN_CLASSES = 4
@@ -403,6 +405,7 @@ def _parser() -> argparse.ArgumentParser:
   return p
 
 
+@cli.returns_status
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
   if args.measure_json:

@@ -11,6 +11,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+
+from vidrec.errors import UserError
 from vidrec.registry import Registry
 
 MODELS: Registry[Callable[[ml_collections.ConfigDict, int], nn.Module]] = Registry("model.name")
@@ -39,4 +41,4 @@ def dtype_of(name: str) -> jnp.dtype:
   try:
     return {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}[name]
   except KeyError:
-    raise ValueError(f"Unknown dtype {name!r}: use 'float32', 'bfloat16' or 'float16'.") from None
+    raise UserError(f"Unknown dtype {name!r}: use 'float32', 'bfloat16' or 'float16'.") from None

@@ -16,6 +16,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+
+from vidrec.errors import UserError
 DISTANCES = ("cosine", "l1")
 WEIGHT_SIMILARITIES = ("clipped_cosine", "shifted_cosine")
 
@@ -94,7 +96,7 @@ def class_similarity(means: jnp.ndarray, counts: jnp.ndarray | None = None,
   elif distance == "l1":
     s = 1.0 - jnp.mean(jnp.abs(m[:, None, :] - m[None, :, :]), axis=-1)
   else:
-    raise ValueError(f"Unknown csm_distance {distance!r}; use one of {DISTANCES}.")
+    raise UserError(f"Unknown csm_distance {distance!r}; use one of {DISTANCES}.")
   s = jnp.clip(s, 0.0, 1.0)
   if counts is not None:
     valid = counts > 0
@@ -166,7 +168,7 @@ def weight_similarity(kernel: jnp.ndarray, kind: str = "clipped_cosine",
     return jnp.maximum(cos, 0.0)
   if kind == "shifted_cosine":
     return 0.5 * (1.0 + cos)
-  raise ValueError(f"Unknown w_similarity {kind!r}; use one of {WEIGHT_SIMILARITIES}.")
+  raise UserError(f"Unknown w_similarity {kind!r}; use one of {WEIGHT_SIMILARITIES}.")
 
 
 def w_regular(kernel: jnp.ndarray, csm: jnp.ndarray, kind: str = "clipped_cosine") -> jnp.ndarray:

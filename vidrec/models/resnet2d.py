@@ -22,6 +22,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+
+from vidrec.errors import UserError
 from vidrec.models import MODELS, dtype_of
 from vidrec.models.layers import ConvBN, Dtype
 
@@ -89,7 +91,7 @@ class ResNet2DFrame(nn.Module):
     if video.ndim != 5:
       raise ValueError(f"ResNet2DFrame expects video [N, T, H, W, C], got shape {video.shape}")
     if self.depth not in STAGE_BLOCKS:
-      raise ValueError(f"config.model.depth={self.depth}: use one of {sorted(STAGE_BLOCKS)}")
+      raise UserError(f"config.model.depth={self.depth}: use one of {sorted(STAGE_BLOCKS)}")
     n, t = video.shape[:2]
     x = video.reshape((n * t,) + video.shape[2:]).astype(self.dtype)
     x = ConvBN(self.width, (7, 7), (2, 2), dtype=self.dtype, param_dtype=self.param_dtype, name="conv1")(x, train)

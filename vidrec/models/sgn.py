@@ -56,6 +56,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+
+from vidrec.errors import UserError
 from vidrec.models import MODELS
 from vidrec.models import resnet2d as _resnet2d  # noqa: F401  registers "resnet2d_frame" (SGN + Frame)
 from vidrec.models.layers import Dtype, ResBlock3D
@@ -70,7 +72,7 @@ CROSS_LAYER_RESAMPLES = ("strided", "avgpool")
 
 def _check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
   if value not in choices:
-    raise ValueError(f"config.model.{key}={value!r}: use one of {list(choices)}")
+    raise UserError(f"config.model.{key}={value!r}: use one of {list(choices)}")
 
 
 def apply_gate(z: jnp.ndarray, gate: str = "softmax", softmax_axis: str = "channel") -> jnp.ndarray:
@@ -145,7 +147,7 @@ def expand_blocks(spec: str | Sequence[str] | None, names: Sequence[str]) -> tup
   for item in spec:
     for name in groups.get(item, [item]):
       if name not in names:
-        raise ValueError(f"config.model.sgm_blocks: unknown block {name!r}; blocks of this network: "
+        raise UserError(f"config.model.sgm_blocks: unknown block {name!r}; blocks of this network: "
                          f"{list(names)} (or 'all_rcb', 'all_rib', 'all')")
       if name not in out:
         out.append(name)
@@ -188,9 +190,9 @@ class SGN(ResNet3D):
     blocks = set(expand_blocks(self.sgm_blocks, names))
     for dest, source in self.cross_layer:
       if dest not in names:
-        raise ValueError(f"config.model.cross_layer: unknown destination block {dest!r}; blocks: {names}")
+        raise UserError(f"config.model.cross_layer: unknown destination block {dest!r}; blocks: {names}")
       if source != "stem" and (source not in names or names.index(source) >= names.index(dest)):
-        raise ValueError(f"config.model.cross_layer: source {source!r} of {dest!r} must be 'stem' or a block "
+        raise UserError(f"config.model.cross_layer: source {source!r} of {dest!r} must be 'stem' or a block "
                          f"before it (semantics flow forward only, Sec. IV-E); blocks: {names}")
       blocks.add(dest)
     return tuple(n for n in names if n in blocks)

@@ -73,6 +73,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+
+from vidrec.errors import UserError
 from vidrec.losses import LOSSES, cross_entropy
 from vidrec.models import MODELS, dtype_of
 from vidrec.models import csm as csm_lib
@@ -292,7 +294,7 @@ def apply_mask(features: jnp.ndarray, mask_logits: jnp.ndarray,
     a = jax.nn.softmax(m.reshape(b, -1), axis=-1).reshape(m.shape)
     scale = a * (m.size // b)
   else:
-    raise ValueError(f"Unknown mask_norm {mask_norm!r}; use one of {MASK_NORMS}.")
+    raise UserError(f"Unknown mask_norm {mask_norm!r}; use one of {MASK_NORMS}.")
   return features * scale.astype(features.dtype), a
 
 
@@ -324,7 +326,7 @@ class U2S(nn.Module):
                                 ("csm_distance", self.csm_distance, csm_lib.DISTANCES),
                                 ("depth", self.depth, tuple(_DEPTHS))):
       if value not in allowed:
-        raise ValueError(f"u2s: unknown {key} {value!r}; use one of {allowed}.")
+        raise UserError(f"u2s: unknown {key} {value!r}; use one of {allowed}.")
 
   def _head(self, name: str, pooled: jnp.ndarray, train: bool) -> jnp.ndarray:
     if self.dropout_rate > 0:

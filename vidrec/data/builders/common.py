@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from vidrec.data import features as features_lib
+from vidrec.errors import MissingDataError
 
 DEFAULT_SHORT_SIDE = 128
 VERSION = tfds.core.Version("1.0.0")
@@ -50,7 +51,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 _TRUNCATION_TOLERANCE = 0.9
 
 
-class DataLayoutError(FileNotFoundError):
+class DataLayoutError(MissingDataError):
   """The manual_dir (or a split / label file in it) is missing or malformed."""
 
 

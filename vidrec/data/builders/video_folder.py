@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from etils import epath
 
 from vidrec.data.builders import common
+from vidrec.errors import UserError
 
 RECORD_FILENAME = "video_folder.json"
 DEFAULT_TRAIN_RATIO = 0.8
@@ -93,13 +94,13 @@ class VideoFolder(common.VideoBuilder):
 
   def _create_builder_config(self, builder_config, version):
     if builder_config is None:
-      raise ValueError("video_folder needs a dataset name: use video_folder/NAME, i.e. "
+      raise UserError("video_folder needs a dataset name: use video_folder/NAME, i.e. "
                        "VideoFolder(config=NAME, ...). Prepare one with\n  python -m "
                        "vidrec.data.prepare video_folder --name NAME --manual_dir M")
     if isinstance(builder_config, str):
       builder_config = self._config_from_name(builder_config)
     if not _NAME_RE.fullmatch(builder_config.name):
-      raise ValueError(f"video_folder NAME must match {_NAME_RE.pattern}, "
+      raise UserError(f"video_folder NAME must match {_NAME_RE.pattern}, "
                        f"got {builder_config.name!r}")
     return super()._create_builder_config(builder_config, version)
 
