@@ -1,6 +1,8 @@
 """Train a vidrec model: python train.py --config configs/<model>_<dataset>.py[:variant] --workdir DIR.
 
-Re-running the same command resumes from the latest checkpoint in DIR/checkpoints.
+Re-running the same command resumes from the latest checkpoint in DIR/checkpoints. Exit status: 0 done,
+2 a user error (the message says what to fix), 75 preempted (SIGTERM/SIGINT: checkpointed; re-run to
+resume), anything else a bug.
 """
 from absl import flags
 from ml_collections import config_flags
@@ -11,6 +13,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. con
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and reports go.")
 _EVAL = flags.DEFINE_bool("eval", True, "Run eval.py's evaluation after training.")
+_ALLOW_CHANGE = flags.DEFINE_bool("allow_config_change", False,
+                                  "Resume even if the config differs from WORKDIR/config.json in keys "
+                                  "that change the training maths.")
 parallel.define_flags()
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -19,7 +24,7 @@ def main(argv):
   del argv
   parallel.initialize()
   from vidrec import evaluate, trainer  # pylint: disable=g-import-not-at-top
-  trainer.train(_CONFIG.value, _WORKDIR.value)
+  trainer.train(_CONFIG.value, _WORKDIR.value, _ALLOW_CHANGE.value)
   if _EVAL.value:
     evaluate.evaluate(_CONFIG.value, _WORKDIR.value)
 

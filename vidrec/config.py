@@ -24,7 +24,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "float32", "param_dtype": "float32"})
   c.dataset = ml_collections.ConfigDict({
-      "name": "synthetic_actions", "data_dir": "", "train_split": "train", "eval_split": "test"})
+      "name": "synthetic_actions", "data_dir": "", "train_split": "train", "eval_split": "test",
+      "max_unreadable_fraction": 0.01})  # more unreadable training videos than this stops training
   c.input = ml_collections.ConfigDict({
       "sampler": "dense",           # dense | segments (vidrec.data.samplers.TEMPORAL_SAMPLERS)
       "clip_len": 16, "stride": 1, "num_test_clips": 10,      # dense; num_test_clips=0: all non-overlapping

@@ -18,8 +18,9 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from vidrec import parallel
+from vidrec import parallel, recovery
 from vidrec.data import pipeline
+from vidrec.errors import UserError
 from vidrec.registry import Registry
 
 # A rule maps the logits of one video's views [V, C] to one score vector [C] (higher is better).
@@ -127,11 +128,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   split = split or config.dataset.eval_split
   source = pipeline.VideoSource(s.builder, split)
   mngr = trainer.checkpoint_manager(workdir, config)
-  if mngr.latest_step() is None:
-    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train first "
-                            f"(python train.py --config ... --workdir {workdir}).")
   if checkpoint_step is None and config.eval.checkpoint_step >= 0:
     checkpoint_step = config.eval.checkpoint_step
+  checkpoint_step = recovery.check_step(mngr, checkpoint_step, workdir)
+  recovery.check_classes(trainer.checkpoint_data(mngr, checkpoint_step).get("class_names"),
+                         source.class_names, config.dataset.name)
   ts, _ = trainer.restore(mngr, s.abstract_state, checkpoint_step)
   mngr.close()
   parallel.check_batch_size(config.eval.batch_size)
@@ -141,7 +142,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   def apply_fn(variables, video, labels):
     out = s.model.apply(variables, video, train=False, labels=labels)
     if missing := set(heads) - set(out):
-      raise ValueError(f"eval.heads {sorted(missing)} are not outputs of model {config.model.name!r} "
+      raise UserError(f"eval.heads {sorted(missing)} are not outputs of model {config.model.name!r} "
                        f"(it returns {sorted(out)}): set --config.eval.heads accordingly.")
     return {h: out[h].astype(jnp.float32) for h in heads}
 
@@ -153,12 +154,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
            "mask": np.zeros(local_batch, bool)}
   views, labels = collect_view_outputs(apply_fn, trainer.variables_of(ts), ds, s.mesh, heads, blank)
   rule = AGGREGATIONS.get(config.eval.aggregation)
+  scored = scored_videos(labels, source, config.dataset.max_unreadable_fraction)
   report = {"split": split, "aggregation": config.eval.aggregation, "checkpoint_step": int(ts.step),
-            "num_videos": len(source), "heads": {}}
+            "num_videos": len(source), "heads": {},
+            "unreadable_videos": [int(i) for i in np.flatnonzero(~scored)]}
   video_scores = {}
   for h in heads:
     video_scores[h], label_arr, num_views = gather_scores(views[h], labels, len(source), s.num_classes, rule)
-    report["heads"][h] = video_metrics(video_scores[h], label_arr, source.class_names)
+    report["heads"][h] = video_metrics(video_scores[h][scored], label_arr[scored], source.class_names)
     report["num_views"] = num_views
   report.update({k: v for k, v in report["heads"][heads[0]].items()})
   if jax.process_index() == 0:
@@ -167,6 +170,23 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
              class_names=np.array(source.class_names), **video_scores)
     print_table(report)
   return report
+
+
+def scored_videos(labels: dict[int, int], source: pipeline.VideoSource, max_fraction: float) -> np.ndarray:
+  """Mask of the videos some process scored; the others had frames that do not decode and were left
+  out by the pipeline (listed in the report; more than ``max_fraction`` of them is an error)."""
+  scored = np.zeros(len(source), np.int64)
+  scored[list(labels)] = 1
+  if jax.process_count() > 1:
+    scored = multihost_utils.process_allgather(scored).sum(0)
+  missing = np.flatnonzero(scored == 0)
+  if len(missing) > max_fraction * len(source):
+    names = ", ".join(f"#{i}" for i in missing[:20])
+    raise UserError(
+        f"{len(missing)} of {len(source)} {source.split} videos could not be read or decoded: {names}. "
+        f"Re-prepare the dataset, check that the input config fits its videos (input.crop, "
+        f"input.resize), or raise --config.dataset.max_unreadable_fraction.")
+  return scored > 0
 
 
 def write_report(report: dict, workdir: str, split: str, class_names: list[str]) -> None:

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tensorboardX
+from etils import epath
 
 
 def topk_correct(logits: jnp.ndarray, labels: jnp.ndarray, k: int) -> jnp.ndarray:
@@ -60,6 +61,27 @@ class MetricWriter:
     if self.active:
       self._jsonl.close()
       self._tb.close()
+
+
+def drop_rows_after(workdir: str, step: int) -> None:
+  """Rewrites ``DIR/metrics.jsonl`` without the rows after ``step`` (and any line a crash cut short),
+  so a run resumed from the checkpoint of ``step`` reads as one run (process 0)."""
+  path = epath.Path(workdir) / "metrics.jsonl"
+  if jax.process_index() != 0 or not path.exists():
+    return
+  lines = path.read_text().splitlines()
+  kept = []
+  for line in lines:
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError:
+      continue
+    if row.get("step", 0) <= step:
+      kept.append(line)
+  if len(kept) != len(lines):
+    tmp = path.parent / "metrics.jsonl.tmp"
+    tmp.write_text("".join(k + "\n" for k in kept))
+    tmp.replace(path)      # atomic where the filesystem is
 
 
 def _fmt_time(seconds: float) -> str:

@@ -34,7 +34,7 @@ def _sync_manager_active() -> bool:
 
 
 class PreemptionGuard:
-  """Context manager around the training loop; ``reached(step)`` says whether to stop after ``step``.
+  """Installed around the training loop; ``reached(step)`` says whether to stop after ``step``.
 
   ``sync_point`` is ``CheckpointManager.reached_preemption`` (used only with several processes; it must
   be asked at every step, by every process, with the same step numbers).
@@ -61,7 +61,7 @@ class PreemptionGuard:
     if self._multi:
       signal.raise_signal(signal.SIGTERM)   # -> JAX's notifier, which tells every process
 
-  def __enter__(self) -> "PreemptionGuard":
+  def install(self) -> "PreemptionGuard":
     handled = () if self._off else (signal.SIGINT,) if self._multi else (signal.SIGINT, signal.SIGTERM)
     try:
       self._previous = {s: signal.signal(s, self._on_signal) for s in handled}
@@ -69,7 +69,7 @@ class PreemptionGuard:
       self._previous = {}
     return self
 
-  def __exit__(self, *exc) -> None:
+  def uninstall(self) -> None:
     for s, handler in self._previous.items():
       signal.signal(s, handler)
 

@@ -21,8 +21,9 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from vidrec import config as config_lib
-from vidrec import losses, metrics, optim, parallel
+from vidrec import losses, metrics, optim, parallel, preemption, recovery, run_record
 from vidrec.data import datasets, pipeline
+from vidrec.errors import UserError
 from vidrec.models import build_model
 
 
@@ -33,8 +34,14 @@ class TrainState(flax.struct.PyTreeNode):
   opt_state: Any
 
 
-class NonFiniteLossError(FloatingPointError):
-  pass
+class NonFiniteLossError(UserError, FloatingPointError):
+  """A step produced a non-finite loss, gradient or state; nothing of it was checkpointed."""
+
+
+def all_finite(tree) -> jax.Array:
+  """True when every floating-point leaf of ``tree`` is finite (one fused reduction)."""
+  leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.stack(leaves).all() if leaves else jnp.array(True)
 
 
 def variables_of(ts: TrainState) -> dict:
@@ -83,7 +90,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
     out = {"loss": loss, "lr": schedule(ts.step - 1),
            "top1": metrics.topk_correct(logits, batch["label"], 1).mean(),
            "top5": metrics.topk_correct(logits, batch["label"], 5).mean(),
-           "grad_norm": optax.global_norm(grads)}
+           "grad_norm": optax.global_norm(grads),
+           "finite": all_finite((loss, grads, ts))}     # popped by the loop, never logged
     out.update({f"loss/{k}": v for k, v in terms.items()})
     return ts, out
 
@@ -105,12 +113,19 @@ def restore(mngr: ocp.CheckpointManager, abstract: TrainState, step: int | None 
   return restored.state, restored.data
 
 
-def save(mngr: ocp.CheckpointManager, ts: TrainState, config: ml_collections.ConfigDict) -> None:
+def checkpoint_data(mngr: ocp.CheckpointManager, step: int) -> dict:
+  """The JSON metadata saved with ``step`` (next_step, seed, global_batch, dataset, class_names)."""
+  return mngr.restore(step, args=ocp.args.Composite(data=ocp.args.JsonRestore())).data
+
+
+def save(mngr: ocp.CheckpointManager, ts: TrainState, config: ml_collections.ConfigDict,
+         class_names: list[str] | None = None) -> None:
   step = int(ts.step)
-  mngr.save(step, args=ocp.args.Composite(
+  mngr.save(step, force=True, args=ocp.args.Composite(
       state=ocp.args.StandardSave(ts),
       data=ocp.args.JsonSave({"next_step": step, "seed": config.seed,
-                              "global_batch": config.batch_size, "dataset": config.dataset.name})))
+                              "global_batch": config.batch_size, "dataset": config.dataset.name,
+                              "class_names": class_names})))
 
 
 class Setup(flax.struct.PyTreeNode):
@@ -139,8 +154,11 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   return Setup(model, mesh, builder, tx, schedule, abstract, num_classes)
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Trains (or resumes) until ``num_train_steps``; returns the final state."""
+def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: bool = False) -> TrainState:
+  """Trains (or resumes) until ``num_train_steps``; returns the final state.
+
+  Raises ``preemption.Preempted`` after checkpointing when SIGTERM/SIGINT arrives (docs/reliability.md).
+  """
   s = setup(config)
   source = pipeline.VideoSource(s.builder, config.dataset.train_split)
   loss_fn = losses.LOSSES.get(config.loss.name)
@@ -150,11 +168,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
 
   mngr = checkpoint_manager(workdir, config)
   if mngr.latest_step() is not None:
-    ts, data = restore(mngr, s.abstract_state)
-    logging.warning("Resumed from step %d (%s)", int(ts.step), data)
+    run_record.check_resume(workdir, config, allow_config_change)
+  restored = recovery.restore_newest_readable(mngr, lambda step: restore(mngr, s.abstract_state, step))
+  if restored is not None:
+    ts, data = restored
+    recovery.check_classes(data.get("class_names"), source.class_names, config.dataset.name)
+    logging.warning("Resumed from step %d (%s)", int(ts.step), {k: v for k, v in data.items() if k != "class_names"})
   else:
     ts = jax.jit(lambda r: init_state(s.model, s.tx, config, r), out_shardings=repl)(init_rng)
   start = int(ts.step)
+  run_record.record_start(workdir, config, start)
+  metrics.drop_rows_after(workdir, start)       # steps after the checkpoint are re-run: logged once
 
   step_fn = jax.jit(make_train_step(s.model, s.tx, loss_fn, config.loss, s.schedule, step_rng),
                     in_shardings=(repl, batch_sharding), out_shardings=(repl, repl), donate_argnums=0)
@@ -163,38 +187,57 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
                               process_count=jax.process_count())
   batches = ds.as_numpy_iterator()
   writer = metrics.MetricWriter(workdir, config.num_train_steps)
+  unreadable = recovery.UnreadableVideos(len(source), config.dataset.max_unreadable_fraction,
+                                         lambda i: _video_id(source, i))
+  guard = preemption.PreemptionGuard(mngr.reached_preemption).install()
   history: list[dict] = []
   pending: dict | None = None
   t_log = time.time()
   try:
     for step in range(start, config.num_train_steps):
-      batch = parallel.to_global(next(batches), s.mesh)
+      batch = next(batches)
+      unreadable.add(batch.pop("unreadable"))
+      batch = parallel.to_global(batch, s.mesh)
       ts, m = step_fn(ts, batch)
-      _check_finite(pending)            # the previous step's loss: checked while this one runs
-      pending = {"step": step + 1, "loss": m["loss"]}
+      _check_finite(pending)            # the previous step: checked while this one runs
+      pending = {"step": step + 1, "loss": m["loss"], "grad_norm": m["grad_norm"], "finite": m.pop("finite")}
       history.append(m)
       done = step + 1
+      stop = guard.reached(done)        # a preemption notice: the same answer on every process
       if done % config.log_every_steps == 0 or done == config.num_train_steps:
         _check_finite(pending)
         scalars = metrics.mean_metrics(history)
         scalars["clips_per_sec"] = len(history) * config.batch_size / (time.time() - t_log)
+        scalars.update(unreadable.counts())
         writer.write(done, scalars)
         writer.progress(done, scalars)
         history, t_log = [], time.time()
-      if done % config.checkpoint_every_steps == 0 or done == config.num_train_steps:
+      if done % config.checkpoint_every_steps == 0 or done == config.num_train_steps or stop:
         _check_finite(pending)
-        save(mngr, ts, config)
+        save(mngr, ts, config, source.class_names)
+      if stop:
+        raise preemption.Preempted(done, guard.signal_name)
   finally:
+    guard.uninstall()
     mngr.wait_until_finished()
     mngr.close()
     writer.close()
   return ts
 
 
+def _video_id(source: pipeline.VideoSource, index: int) -> str:
+  return source.parse(source.read(index))["video_id"].numpy().decode()
+
+
 def _check_finite(pending: dict | None) -> None:
-  """Stops training at a non-finite loss, before any checkpoint of that state is written."""
-  if pending is not None and not np.isfinite(float(jax.device_get(pending["loss"]))):
-    raise NonFiniteLossError(
-        f"Loss is {float(pending['loss'])} at step {pending['step']}; stopping. The last checkpoint "
-        f"(written before this step) is intact: lower optimizer.lr or enable optimizer.grad_clip_norm, "
-        f"then re-run the same command to resume from it.")
+  """Stops training at a step whose loss, gradient or updated state (parameters, optimiser and model
+  state) is not finite, before any checkpoint of that state is written."""
+  if pending is None or bool(jax.device_get(pending["finite"])):
+    return
+  loss, grad_norm = (float(jax.device_get(pending[k])) for k in ("loss", "grad_norm"))
+  what = ("Loss" if not np.isfinite(loss) else "The gradient" if not np.isfinite(grad_norm)
+          else "The updated state")
+  raise NonFiniteLossError(
+      f"{what} is not finite at step {pending['step']} (loss {loss}, gradient norm {grad_norm}); stopping. "
+      f"The last checkpoint (written before this step) is intact: lower optimizer.lr or enable "
+      f"optimizer.grad_clip_norm, then re-run the same command to resume from it.")
