@@ -4,4 +4,4 @@ __version__ = "0.1.0"
 
 from vidrec import cli as _cli
 
-_cli.quiet_tensorflow()   # before anything imports TensorFlow: no C++ banners unless --verbosity
+_cli.quiet_tensorflow()   # imports TensorFlow without its C++ banners (unless --verbosity)

@@ -8,8 +8,7 @@ user errors as one paragraph with exit status 2, a preempted run's own exit stat
   def main(argv=None): ...
 
 Real bugs keep their traceback. ``--verbosity`` (absl) brings TensorFlow's C++ logs and the library
-warnings back. This module imports nothing heavy: ``vidrec/__init__`` calls ``quiet_tensorflow`` before
-anything can import TensorFlow.
+warnings back. ``vidrec/__init__`` calls ``quiet_tensorflow`` before anything else can import TensorFlow.
 """
 from __future__ import annotations
 
@@ -30,10 +29,21 @@ def verbose_requested(argv: Sequence[str]) -> bool:
 
 
 def quiet_tensorflow(argv: Sequence[str] | None = None) -> None:
-  """Silences TensorFlow's C++ start-up banners (oneDNN, absl::InitializeLog) unless ``--verbosity``
-  is on the command line or ``TF_CPP_MIN_LOG_LEVEL`` is already set. Must run before TF is imported."""
-  if not verbose_requested(sys.argv if argv is None else argv):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  """Imports TensorFlow with the C++ start-up banners it writes straight to file descriptor 2 (oneDNN,
+  "All log messages before absl::InitializeLog()"; TF 2.21 prints them whatever TF_CPP_MIN_LOG_LEVEL
+  says) sent to /dev/null, unless ``--verbosity`` is on the command line. Errors still propagate."""
+  if verbose_requested(sys.argv if argv is None else argv) or "tensorflow" in sys.modules:
+    return
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")    # TF's later C++ info/warning lines
+  sys.stderr.flush()
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
 
 
 class _QuietLibraries(py_logging.Filter):
@@ -94,14 +104,50 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-  """absl flag parsing with bad flags / config overrides reported like user errors (exit 2)."""
+  """absl flag parsing; a bad flag, config file or ``--config.<key>`` override is a user error (exit 2)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+  from vidrec.errors import UserError  # pylint: disable=g-import-not-at-top
+  _check_config_file(argv)
   try:
     return flags.FLAGS(argv)
-  except flags.Error as e:
-    print_user_error(f"{e}\n(--helpfull lists every flag; --config.<key>=value must name an existing "
-                     f"config key, see vidrec/config.py.)")
-    sys.exit(EXIT_USER_ERROR)
+  except (flags.Error, AttributeError, KeyError) as e:
+    cause = _root_cause(e)
+    if isinstance(cause, UserError):                 # raised by a config file's get_config
+      raise cause from None
+    if isinstance(e, flags.Error):
+      message = str(e).split("\nTraceback (most recent call last):")[0].rstrip(": \n")
+      inner = _innermost_message(cause)
+      detail = f" ({type(cause).__name__}: {inner})" if cause is not e and inner not in message else ""
+      raise UserError(f"{message}{detail}. --helpfull lists every flag.") from None
+    overrides = [a for a in argv if a.startswith("--config.")]
+    raise UserError(f"Unknown config key {_innermost_message(e)} in {' '.join(overrides)}: every key "
+                    f"and its default is in vidrec/config.py.") from None
+
+
+def _check_config_file(argv: list[str]) -> None:
+  """``--config PATH[:variant]`` must name a file (ml_collections would only fail at first use)."""
+  from vidrec.errors import UserError  # pylint: disable=g-import-not-at-top
+  for i, arg in enumerate(argv):
+    value = arg.partition("=")[2] if arg.startswith("--config=") else (
+        argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
+    if value is not None and not os.path.isfile(value.split(":")[0]):
+      known = sorted(f for f in os.listdir("configs") if f.endswith(".py")) if os.path.isdir("configs") else []
+      raise UserError(f"--config {value}: no such file {value.split(':')[0]!r}"
+                      f"{'; configs/ holds ' + ', '.join(known) if known else ''}.")
+
+
+def _root_cause(e: BaseException) -> BaseException:
+  while (e.__cause__ or e.__context__) is not None:
+    e = e.__cause__ or e.__context__
+  return e
+
+
+def _innermost_message(e: BaseException) -> str:
+  """The message of an exception that wraps others as its argument (ml_collections does)."""
+  m: object = e
+  while isinstance(m, BaseException) and m.args:
+    m = m.args[0]
+  return " ".join(str(m).split())
 
 
 def run(main: Callable[[list[str]], Any]) -> NoReturn:
