@@ -111,9 +111,6 @@ def test_user_errors_of_the_commands_exit_2_with_one_paragraph(data_dir, tmp_pat
           ["train.py", "--config", synthetic, "--workdir", str(tmp_path / "a"),
            "--config.dataset.name=ucf101/split1", f"--config.dataset.data_dir={tmp_path / 'none'}"],
           "python -m vidrec.data.prepare ucf101"),
-      "unknown model": (
-          ["train.py", "--config", synthetic, "--workdir", str(tmp_path / "b"), "--config.model.name=resnet9d",
-           f"--config.dataset.data_dir={data_dir}"], "Known model.names"),
       "misspelt key": (
           ["train.py", "--config", synthetic, "--workdir", str(tmp_path / "c"), "--config.model.widht=8"],
           "widht"),
@@ -121,9 +118,6 @@ def test_user_errors_of_the_commands_exit_2_with_one_paragraph(data_dir, tmp_pat
           ["eval.py", "--config", synthetic, "--workdir", str(tmp_path / "d"),
            "--config.dataset.name=synthetic_actions/tiny", f"--config.dataset.data_dir={data_dir}"],
           "train first"),
-      "fuse: missing scores": (
-          ["-m", "vidrec.fuse", "--member", str(tmp_path / "x.npz"), "--out", str(tmp_path / "f")],
-          "eval.py writes"),
   }
   procs = {name: _command(args) for name, (args, _) in cases.items()}
   for name, proc in procs.items():
