@@ -17,7 +17,7 @@ from vidrec import cli, trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-STEPS = 10
+STEPS = 6           # conftest's tiny config: the same compiled step as the other tests (cache)
 
 
 def _losses(workdir: str) -> dict[int, float]:
@@ -30,7 +30,7 @@ def _losses(workdir: str) -> dict[int, float]:
 
 def _config(data_dir: str):
   cfg = tiny_config(data_dir)
-  cfg.num_train_steps, cfg.checkpoint_every_steps = STEPS, 1000
+  cfg.checkpoint_every_steps = 1000
   return cfg
 
 
@@ -52,7 +52,7 @@ def _start_workers(workdir: str, data_dir: str, processes: int) -> list[subproce
   env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(4 // processes)}
   multi = lambda i: [str(port), str(processes), str(i)] if processes > 1 else []  # noqa: E731
   return [subprocess.Popen([sys.executable, os.path.join(HERE, "fault_worker.py"), workdir, data_dir,
-                            str(STEPS), "0.5", *multi(i)], env=env, stdout=subprocess.PIPE,
+                            str(STEPS), "0.7", *multi(i)], env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True) for i in range(processes)]
 
 
@@ -93,8 +93,10 @@ def test_sigterm_checkpoints_the_step_reached_and_resume_matches(data_dir, tmp_p
   trainer.train(_config(data_dir), workdir)      # the same command again (here: 1 process, 4 devices)
   resumed = _losses(workdir)
   assert sorted(resumed) == list(range(1, STEPS + 1))
+  # Exact on one process; 2 processes x 2 devices sum in another order than 1 x 4 (test_multiprocess).
   np.testing.assert_allclose([resumed[k] for k in sorted(resumed)],
-                             [uninterrupted[k] for k in sorted(uninterrupted)], rtol=1e-5)
+                             [uninterrupted[k] for k in sorted(uninterrupted)],
+                             rtol=1e-5 if processes == 1 else 1e-4)
 
 
 def _command(args: list[str]) -> subprocess.Popen:
