@@ -1,13 +1,8 @@
 """Shared fixtures: 4 fake CPU devices, a tiny built synthetic dataset and a tiny ResNet3D config."""
 import os
-import tempfile
 
 os.environ.setdefault("JAX_NUM_CPU_DEVICES", "4")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Compiled steps are cached on disk: the many tiny trainings of the suite (and the processes tests
-# start, which inherit the environment) compile the same step once (~20 s -> ~3 s of CPU per run).
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "vidrec-test-jax-cache"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import pytest  # noqa: E402
 

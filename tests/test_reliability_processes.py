@@ -17,8 +17,7 @@ from vidrec import cli, trainer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-# Steps (processes): 6 is conftest's tiny config and 4 test_multiprocess's, so that these runs reuse
-# compiled steps from JAX's persistent cache (conftest); DELAY (s) before each step leaves time to signal.
+# Steps and the DELAY (s) before each step, which leaves time to signal, per number of processes.
 RUNS = {1: (6, 0.7), 2: (4, 1.0)}
 
 

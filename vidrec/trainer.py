@@ -173,7 +173,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: 
   if restored is not None:
     ts, data = restored
     recovery.check_classes(data.get("class_names"), source.class_names, config.dataset.name)
-    logging.warning("Resumed from step %d (%s)", int(ts.step), {k: v for k, v in data.items() if k != "class_names"})
+    logging.warning("Resumed from step %d (%s)", int(ts.step),
+                    {k: v for k, v in data.items() if k != "class_names"})
   else:
     ts = jax.jit(lambda r: init_state(s.model, s.tx, config, r), out_shardings=repl)(init_rng)
   start = int(ts.step)
