@@ -19,8 +19,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 50
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
+  # Memory levers (vidrec.memory, docs/scaling.md): micro-batches per step; False = per-device BatchNorm.
+  c.accum_steps = 1
+  c.sync_batch_norm = True
 
-  c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "float32", "param_dtype": "float32"})
+  # dtype "auto": bfloat16 compute on GPU/TPU, float32 on CPU; remat: recompute each residual block.
+  c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "auto", "param_dtype": "float32",
+                                       "remat": False})
   c.dataset = ml_collections.ConfigDict({
       "name": "synthetic_actions", "data_dir": "", "train_split": "train", "eval_split": "test"})
   c.input = ml_collections.ConfigDict({
@@ -68,7 +73,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"input.short_video must be one of {samplers.SHORT_VIDEO_MODES}")
   if config.input.test_spatial not in samplers.SPATIAL_SCHEMES:
     raise ValueError(f"input.test_spatial must be one of {samplers.SPATIAL_SCHEMES}")
-  for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps"):
+  for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps", "accum_steps"):
     if config[key] <= 0:
       raise ValueError(f"{key} must be positive, got {config[key]}")
 
@@ -130,6 +135,7 @@ def frame_model(c: ml_collections.ConfigDict, depth: int = 18) -> None:
   width = c.model.get("width", 64)
   c.model = ml_collections.ConfigDict({
       "name": "resnet2d_frame", "depth": depth, "width": width, "dropout": 0.0,
-      "zero_init_residual": False, "dtype": "float32", "param_dtype": "float32"})
+      "zero_init_residual": False, "dtype": c.model.get("dtype", "auto"),
+      "param_dtype": c.model.get("param_dtype", "float32"), "remat": c.model.get("remat", False)})
   c.input.update(sampler="dense", clip_len=1, stride=1, num_test_clips=16)
   c.eval.aggregation = "mean_softmax"
