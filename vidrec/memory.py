@@ -57,9 +57,12 @@ def _from_micro(x: jax.Array, shards: int) -> jax.Array:
   return x.reshape((k * shards * m,) + x.shape[3:])
 
 
-def accumulate(grad_fn: GradFn, k: int, shards: int) -> GradFn:
+def accumulate(grad_fn: GradFn, k: int, shards: int,
+               varying: Callable[[Any], Any] = lambda tree: tree) -> GradFn:
   """``grad_fn`` over k sequential micro-batches, averaged (``shards``: devices the batch rows are
-  split over). Gradients are summed in the scan carry, so only one gradient tree is live."""
+  split over). Gradients are summed in the scan carry, so only one gradient tree is live. Under
+  ``shard_map``, ``varying`` marks the initial state and sums as per-device (``jax.lax.pcast``; the
+  gradient sum inherits it from the parameters)."""
   if k == 1:
     return grad_fn
 
@@ -76,7 +79,7 @@ def accumulate(grad_fn: GradFn, k: int, shards: int) -> GradFn:
     (loss, (terms, _, _)), _ = jax.eval_shape(grad_fn, params, model_state,
                                               jax.tree.map(lambda x: x[0], micro), rng)
     zeros = lambda t: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), t)  # noqa: E731
-    init = (model_state, jnp.zeros((), loss.dtype), zeros(terms), jax.tree.map(jnp.zeros_like, params))
+    init = (*varying((model_state, jnp.zeros((), loss.dtype), zeros(terms))), jax.tree.map(jnp.zeros_like, params))
     (state, loss, terms, grads), logits = jax.lax.scan(body, init, (micro, jnp.arange(k)))
     mean = lambda t: jax.tree.map(lambda a: a / k, t)  # noqa: E731
     return (loss / k, (mean(terms), _from_micro(logits, shards), state)), mean(grads)
@@ -84,12 +87,20 @@ def accumulate(grad_fn: GradFn, k: int, shards: int) -> GradFn:
   return fn
 
 
+def _varying(tree: Any) -> Any:
+  """Marks a replicated pytree as per-device inside ``shard_map`` (no data movement)."""
+  return jax.tree.map(lambda x: jax.lax.pcast(x, (parallel.DATA,), to="varying"), tree)
+
+
 def per_device(grad_fn: GradFn, mesh: Mesh) -> GradFn:
-  """``grad_fn`` on each device's rows (per-device BatchNorm statistics), averaged over devices."""
+  """``grad_fn`` on each device's rows (per-device BatchNorm statistics), averaged over devices.
+
+  The parameters are marked per-device before differentiating, so each device computes the gradient
+  of its own loss (differentiating the replicated parameters directly would psum the gradients)."""
 
   def local(params, model_state, batch, rng):
     rng = jax.random.fold_in(rng, jax.lax.axis_index(parallel.DATA))
-    (loss, (terms, logits, state)), grads = grad_fn(params, model_state, batch, rng)
+    (loss, (terms, logits, state)), grads = grad_fn(_varying(params), model_state, batch, rng)
     mean = lambda t: jax.lax.pmean(t, parallel.DATA)  # noqa: E731
     state = jax.tree.map(lambda a: mean(a) if jnp.issubdtype(a.dtype, jnp.floating)
                          else jax.lax.pmax(a, parallel.DATA), state)
@@ -105,4 +116,4 @@ def gradient_fn(grad_fn: GradFn, config: ml_collections.ConfigDict, mesh: Mesh) 
   k = config.get("accum_steps", 1)
   if config.get("sync_batch_norm", True):
     return accumulate(grad_fn, k, mesh.size)
-  return per_device(accumulate(grad_fn, k, 1), mesh)
+  return per_device(accumulate(grad_fn, k, 1, _varying), mesh)
