@@ -183,3 +183,16 @@ def test_remat_lowers_the_compiled_step_memory(tmp_path):
 def test_auto_dtype_is_float32_on_cpu():
   assert jax.default_backend() == "cpu" and dtype_of("auto") == jnp.float32
   assert dtype_of("bfloat16") == jnp.bfloat16
+
+
+def test_tensorflow_is_kept_off_the_gpus(monkeypatch):
+  """Importing vidrec.data hides every GPU from TensorFlow (here with a simulated GPU)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from vidrec import data  # pylint: disable=g-import-not-at-top
+  hidden = []
+  monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+  monkeypatch.setattr(tf.config, "set_visible_devices", lambda devices, kind=None: hidden.append((devices, kind)))
+  data.hide_gpus_from_tensorflow()
+  assert hidden == [([], "GPU")]
+  monkeypatch.undo()
+  assert tf.config.get_visible_devices("GPU") == []
