@@ -3,9 +3,9 @@
 Every view of every test video is scored exactly once (the final partial batch is padded and
 masked); the views of a video are aggregated by ``config.eval.aggregation`` into one score vector per
 video, for every output head in ``config.eval.heads``. Each process scores its own videos; only the
-additive statistics (confusion matrix, top-5 hits, view count) are all-reduced across processes. Writes ``DIR/eval/<split>_report.json`` and
-a confusion-matrix PNG, the per-video scores of every head (``<split>_scores.npz``, the input of
-``python -m vidrec.fuse``), and prints a short table.
+additive statistics (confusion matrix, top-5 hits, view count) are all-reduced across processes.
+Writes ``DIR/eval/<split>_report.json`` and a confusion-matrix PNG, the per-video scores of every head
+(``<split>_scores.npz``, the input of ``python -m vidrec.fuse``), and prints a short table.
 """
 from __future__ import annotations
 

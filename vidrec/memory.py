@@ -79,7 +79,8 @@ def accumulate(grad_fn: GradFn, k: int, shards: int,
     (loss, (terms, _, _)), _ = jax.eval_shape(grad_fn, params, model_state,
                                               jax.tree.map(lambda x: x[0], micro), rng)
     zeros = lambda t: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), t)  # noqa: E731
-    init = (*varying((model_state, jnp.zeros((), loss.dtype), zeros(terms))), jax.tree.map(jnp.zeros_like, params))
+    init = (*varying((model_state, jnp.zeros((), loss.dtype), zeros(terms))),
+            jax.tree.map(jnp.zeros_like, params))
     (state, loss, terms, grads), logits = jax.lax.scan(body, init, (micro, jnp.arange(k)))
     mean = lambda t: jax.tree.map(lambda a: a / k, t)  # noqa: E731
     return (loss / k, (mean(terms), _from_micro(logits, shards), state)), mean(grads)

@@ -20,7 +20,8 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("VIDREC_CONV3D", "native")
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_disable_hlo_passes=cse_barrier_expander").strip()
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_disable_hlo_passes=cse_barrier_expander").strip()
 
 import json  # noqa: E402
 import time  # noqa: E402
