@@ -69,6 +69,8 @@ def test_paths_keep_uris_and_make_local_paths_absolute(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   assert str(fs.path("gs://bucket/run") / "checkpoints") == "gs://bucket/run/checkpoints"
   assert str(fs.path("run")) == str(tmp_path / "run")
+  with pytest.raises(ValueError, match="unsupported file system memory://"):
+    fs.path("memory://run")
   f = fs.AppendFile("run/log.txt")
   f.write("a\n")
   f.close()

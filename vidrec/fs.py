@@ -25,7 +25,11 @@ def is_local(path: str | os.PathLike) -> bool:
 def path(p: str | os.PathLike) -> epath.Path:
   """``p`` as an epath.Path: URIs (``gs://...``) unchanged, local paths made absolute."""
   p = os.fspath(p)
-  return epath.Path(os.path.abspath(p) if is_local(p) else p)
+  try:
+    return epath.Path(os.path.abspath(p) if is_local(p) else p)
+  except KeyError:
+    raise ValueError(f"{p}: unsupported file system {p.split('://')[0]}://; use a local path or gs:// "
+                     f"(epath also reads s3://, az://, hf://).") from None
 
 
 def makedirs(p: str | os.PathLike) -> epath.Path:
