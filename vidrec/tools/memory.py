@@ -104,7 +104,8 @@ def main(argv) -> None:
            "per_device_batch": _BATCH.value, "accum_steps": c.get("accum_steps", 1), "variant": variant,
            **step_memory(c, num_classes, _BATCH.value)}
     gib = lambda k: f"{row[k] / 2**30:.2f}"  # noqa: E731
-    print(f"| {row['model']} | {row['input']} | {row['per_device_batch']} | {variant} | "
+    batch = f"{_BATCH.value}" + (f" x {row['accum_steps']} accum" if row["accum_steps"] > 1 else "")
+    print(f"| {row['model']} | {row['input']} | {batch} | {variant} | "
           f"{row['params'] / 1e6:.1f} M | {gib('state_bytes')} | {gib('temp_bytes')} | {gib('peak_bytes')} |",
           flush=True)
     if _JSON.value:
