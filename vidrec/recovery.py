@@ -17,9 +17,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
-from etils import epath
 from jax.experimental import multihost_utils
 
+from vidrec import fs
 from vidrec.errors import MissingDataError, UserError
 
 
@@ -51,8 +51,8 @@ def _first_line(e: BaseException) -> str:
   return (str(e).strip().splitlines() or [""])[0][:300]
 
 
-def _aside_dir(mngr: ocp.CheckpointManager) -> epath.Path:
-  return epath.Path(mngr.directory).parent / "checkpoints_unreadable"
+def _aside_dir(mngr: ocp.CheckpointManager):
+  return fs.path(mngr.directory).parent / "checkpoints_unreadable"
 
 
 def set_aside(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
@@ -61,7 +61,7 @@ def set_aside(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
     aside = _aside_dir(mngr)
     aside.mkdir(parents=True, exist_ok=True)
     for step in steps:
-      source = epath.Path(mngr.directory) / str(step)
+      source = fs.path(mngr.directory) / str(step)
       target = aside / str(step)
       if target.exists():
         target = aside / f"{step}.{int(time.time())}"

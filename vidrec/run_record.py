@@ -19,8 +19,8 @@ from typing import Any
 import jax
 import ml_collections
 from absl import logging
-from etils import epath
 
+from vidrec import fs
 from vidrec.errors import UserError
 
 # Keys that may change between the starts of one run: logging, checkpointing, evaluation, data location.
@@ -54,7 +54,7 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[An
 
 def check_resume(workdir: str, config: ml_collections.ConfigDict, allow_change: bool) -> None:
   """Raises ``UserError`` when resuming ``workdir`` with a config that changes the maths."""
-  path = epath.Path(workdir) / "config.json"
+  path = fs.path(workdir) / "config.json"
   if not path.exists():
     return
   diff = changed_keys(json.loads(path.read_text()), config_as_json(config))
@@ -74,7 +74,7 @@ def record_start(workdir: str, config: ml_collections.ConfigDict, start_step: in
   """Writes ``config.json`` and appends this start to ``run.json`` (process 0)."""
   if jax.process_index() != 0:
     return
-  root = epath.Path(workdir)
+  root = fs.path(workdir)
   root.mkdir(parents=True, exist_ok=True)
   (root / "config.json").write_text(json.dumps(config_as_json(config), indent=1) + "\n")
   run_path = root / "run.json"

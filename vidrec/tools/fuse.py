@@ -1,8 +1,8 @@
 """Late fusion of evaluated models: a weighted sum of their per-video scores (e.g. SGN + Frame, paper
 000 Tables V-VII; two-stream RGB + flow).
 
-  python -m vidrec.fuse --member W_sgn/eval/test_scores.npz:logits:1.0 \
-                        --member W_frame/eval/test_scores.npz:logits:0.5 --out DIR
+  python -m vidrec.tools.fuse --member W_sgn/eval/test_scores.npz:logits:1.0 \
+                              --member W_frame/eval/test_scores.npz:logits:0.5 --out DIR
 
 Each member is ``SCORES.npz[:HEAD[:WEIGHT]]`` (``eval.py`` writes ``<workdir>/eval/<split>_scores.npz``
 with the aggregated per-video scores of every evaluated head; HEAD defaults to ``logits``, WEIGHT to
@@ -12,13 +12,12 @@ Fuse scores of the ``mean_softmax`` aggregation (probabilities), as the papers d
 """
 from __future__ import annotations
 
-import os
 from typing import Mapping
 
 import numpy as np
 from absl import flags
 
-from vidrec import cli, evaluate
+from vidrec import cli, evaluate, fs
 from vidrec.errors import MissingDataError, UnknownNameError, UserError
 
 _MEMBERS = flags.DEFINE_multi_string("member", [], "SCORES.npz[:HEAD[:WEIGHT]]")
@@ -49,10 +48,10 @@ def fuse_files(members: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
   scores, weights, labels, class_names = {}, {}, None, None
   for i, spec in enumerate(members):
     path, head, weight = parse_member(spec)
-    if not os.path.exists(path):
+    if not fs.path(path).exists():
       raise MissingDataError(f"--member {spec}: {path} does not exist; eval.py writes "
                              f"<workdir>/eval/<split>_scores.npz.")
-    data = np.load(path)
+    data = fs.load_npz(path)
     if head not in data:
       raise UnknownNameError(f"{path} has no head {head!r}; it has {[k for k in data if k not in ('labels', 'class_names')]}")
     if labels is not None and not np.array_equal(labels, data["labels"]):
