@@ -3,7 +3,7 @@
 ``WORKDIR/config.json`` is the resolved config of the latest start; ``WORKDIR/run.json`` lists every
 start (time, command line, step, git commit, package versions, devices). A run resumed from a
 checkpoint whose config differs from ``config.json`` in a key that changes the maths (anything but
-``FREE_KEYS``: model, data, input, loss, optimiser, batch, seed, schedule length) stops with the list
+``FREE_KEYS``: model, data, input, loss, optimiser, batch, seed) stops with the list
 of differing keys, unless ``--allow_config_change``.
 """
 from __future__ import annotations
@@ -23,8 +23,10 @@ from absl import logging
 from vidrec import fs
 from vidrec.errors import UserError
 
-# Keys that may change between the starts of one run: logging, checkpointing, evaluation, data location.
-FREE_KEYS = ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "eval", "dataset.data_dir",
+# Keys that may change between the starts of one run: the length (extending a run; with a schedule that
+# depends on it, e.g. cosine, the remaining learning rates follow the new length), logging,
+# checkpointing, evaluation, data location.
+FREE_KEYS = ("num_train_steps", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "eval", "dataset.data_dir",
              "dataset.eval_split", "dataset.max_unreadable_fraction", "input.prefetch",
              "input.num_test_clips", "input.test_spatial", "input.test_flip")
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow", "tensorflow-cpu",
