@@ -158,6 +158,7 @@ def run(main: Callable[[list[str]], Any]) -> NoReturn:
     if not flags.FLAGS["verbosity"].present:
       logging.set_verbosity(logging.WARNING)   # progress lines and warnings; -v 0 for info
       logging.get_absl_handler().addFilter(_QuietLibraries())
+      py_logging.getLogger("tensorflow").addFilter(_QuietLibraries())   # TF's own Python handler
     return main(argv)
 
   app.run(guarded(main_quiet), flags_parser=guarded(_parse_flags))
