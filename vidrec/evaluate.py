@@ -8,6 +8,7 @@ a confusion-matrix PNG, the per-video scores of every head (``<split>_scores.npz
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from typing import Callable
@@ -19,11 +20,20 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from vidrec import parallel
-from vidrec.data import pipeline
+from vidrec.data import pipeline, samplers
 from vidrec.registry import Registry
 
-# A rule maps the logits of one video's views [V, C] to one score vector [C] (higher is better).
-AGGREGATIONS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("eval.aggregation")
+# A rule maps the logits of one video's views [V, C], ordered by view_index (clip-major: view = clip *
+# num_crops + crop), to one score vector [C] (higher is better). A rule with a ``num_crops`` parameter
+# (views per clip) is also given it, for fusion per clip (FstCN's ``sci``).
+AGGREGATIONS: Registry[Callable[..., np.ndarray]] = Registry("eval.aggregation")
+
+
+def apply_rule(rule: Callable[..., np.ndarray], logits: np.ndarray, num_crops: int) -> np.ndarray:
+  """``rule(logits)``, or ``rule(logits, num_crops=num_crops)`` for a rule that fuses per clip."""
+  if "num_crops" in inspect.signature(rule).parameters:
+    return rule(logits, num_crops=num_crops)
+  return rule(logits)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -54,6 +64,26 @@ def majority_vote(logits: np.ndarray) -> np.ndarray:
   votes are broken by the mean softmax score, which is < 1 so it never outweighs a vote."""
   votes = np.bincount(logits.argmax(-1), minlength=logits.shape[-1]).astype(np.float64)
   return votes + mean_softmax(logits)
+
+
+def sparsity_concentration_index(p: np.ndarray) -> np.ndarray:
+  """FstCN Eq. 5: SCI(p) = (N max_j p_j / sum_j p_j - 1) / (N - 1) over the last axis, in [0, 1]."""
+  n = p.shape[-1]
+  return (n * p.max(-1) / p.sum(-1) - 1.0) / (n - 1)
+
+
+@AGGREGATIONS.register("sci")
+def sci_fusion(logits: np.ndarray, num_crops: int) -> np.ndarray:
+  """FstCN's SCI fusion (Eq. 5-7) of softmax scores: per clip pair, the SCI-weighted mean over its
+  ``num_crops`` crops (Eq. 6; the plain mean if every SCI is 0), then the class-wise max over the
+  pairs (Eq. 7). The averaging baseline of Sec. 2.4 is ``mean_softmax``."""
+  if len(logits) % num_crops:
+    raise ValueError(f"sci: {len(logits)} views are not whole clips of {num_crops} crops")
+  p = softmax(logits).reshape(-1, num_crops, logits.shape[-1])
+  w = sparsity_concentration_index(p)[..., None]
+  total = w.sum(1)
+  per_clip = np.where(total > 0, (w * p).sum(1) / np.where(total > 0, total, 1.0), p.mean(1))
+  return per_clip.max(0)
 
 
 def video_metrics(scores: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:
@@ -99,24 +129,31 @@ def collect_view_outputs(apply_fn: Callable, variables, ds, mesh, heads: tuple[s
       v = int(batch["video_index"][i])
       labels[v] = int(batch["label"][i])
       for h in heads:
-        views[h].setdefault(v, []).append(rows[h][i])
+        views[h].setdefault(v, {})[int(batch["view_index"][i])] = rows[h][i]
   return views, labels
 
 
-def gather_scores(views: dict[int, list[np.ndarray]], labels: dict[int, int], num_videos: int,
-                  num_classes: int, rule: Callable) -> tuple[np.ndarray, np.ndarray, int]:
-  """Aggregates each local video's views, then sums across processes (each video lives on one)."""
+def gather_scores(views: dict[int, dict[int, np.ndarray]], labels: dict[int, int], num_videos: int,
+                  num_classes: int, rule: Callable, num_crops: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+  """Aggregates each local video's views (in view_index order), then sums across processes (each video
+  lives on one). ``num_crops``: spatial views per temporal clip."""
   scores = np.zeros((num_videos, num_classes), np.float64)
   label_arr = np.zeros((num_videos,), np.int64)
   seen = np.zeros((num_videos,), np.int64)
-  for v, logits in views.items():
-    scores[v] = rule(np.stack(logits).astype(np.float64))
+  for v, by_view in views.items():
+    logits = np.stack([by_view[k] for k in sorted(by_view)]).astype(np.float64)
+    scores[v] = apply_rule(rule, logits, num_crops)
     label_arr[v] = labels[v]
     seen[v] = len(logits)
   if jax.process_count() > 1:
     scores, label_arr, seen = (multihost_utils.process_allgather(x).sum(0)
                                for x in (scores, label_arr, seen))
   return scores, label_arr, int(seen.sum())
+
+
+def num_test_crops(cfg: ml_collections.ConfigDict) -> int:
+  """Spatial views per temporal clip (their count does not depend on the frame size)."""
+  return len(samplers.spatial_views(cfg.crop, cfg.crop, cfg.crop, cfg.test_spatial, cfg.test_flip))
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None = None,
@@ -157,7 +194,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
             "num_videos": len(source), "heads": {}}
   video_scores = {}
   for h in heads:
-    video_scores[h], label_arr, num_views = gather_scores(views[h], labels, len(source), s.num_classes, rule)
+    video_scores[h], label_arr, num_views = gather_scores(views[h], labels, len(source), s.num_classes,
+                                                          rule, num_test_crops(config.input))
     report["heads"][h] = video_metrics(video_scores[h], label_arr, source.class_names)
     report["num_views"] = num_views
   report.update({k: v for k, v in report["heads"][heads[0]].items()})

@@ -44,8 +44,7 @@ def variables_of(ts: TrainState) -> dict:
 def input_shape(config: ml_collections.ConfigDict, batch: int) -> tuple[int, ...]:
   """Shape of a batch of videos as the pipeline produces it."""
   inp = config.input
-  frames = (inp.clip_len if inp.sampler == "dense"
-            else inp.num_segments * inp.frames_per_segment)
+  frames = pipeline.make_sampler(inp).test(1).shape[-1]   # every sampler's views have a fixed length
   return (batch, frames, inp.crop, inp.crop, 3)
 
 

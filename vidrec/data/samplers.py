@@ -57,9 +57,13 @@ def test_dense_clips(num_frames: int, clip_len: int, stride: int, num_clips: int
                      short_video: str = "loop") -> np.ndarray:
   """Test: ``num_clips`` clips whose starts are the centres of equal bins over the valid starts
   (MMAction2's rule; one clip is the centre clip). int32[num_clips, clip_len]."""
-  max_start = max(num_frames - clip_span(clip_len, stride), 0)
-  starts = np.floor((np.arange(num_clips) + 0.5) * (max_start + 1) / num_clips).astype(int)
+  starts = bin_centre_starts(max(num_frames - clip_span(clip_len, stride), 0), num_clips)
   return np.stack([dense_clip(num_frames, clip_len, stride, s, short_video) for s in starts])
+
+
+def bin_centre_starts(max_start: int, num_clips: int) -> np.ndarray:
+  """The centres of ``num_clips`` equal bins over the starts ``0 .. max_start``."""
+  return np.floor((np.arange(num_clips) + 0.5) * (max_start + 1) / num_clips).astype(int)
 
 
 def non_overlapping_clips(num_frames: int, clip_len: int, stride: int = 1,
@@ -117,6 +121,43 @@ def _segments(num_segments: int, frames_per_segment: int = 1, short_video: str =
   return TemporalSampler(
       lambda n, rng: segments(n, num_segments, rng, frames_per_segment, short_video),
       lambda n: segments(n, num_segments, None, frames_per_segment, short_video)[None])
+
+
+def clip_pair(num_frames: int, clip_len: int, stride: int, offset: int, start: int,
+              short_video: str = "loop") -> np.ndarray:
+  """FstCN's clip pair (Sec. 2.2): the clip frames ``start + j * stride`` (j < clip_len) followed by
+  their difference partners ``start + j * stride + offset`` (V^diff = |V(t) - V(t + d_t)|, Eq. 4, with
+  the same index set). int32[2 * clip_len]."""
+  _check(num_frames)
+  clip = start + stride * np.arange(clip_len)
+  return _fit(np.concatenate([clip, clip + offset]), num_frames, short_video)
+
+
+def clip_pair_span(clip_len: int, stride: int, offset: int) -> int:
+  """Frames a clip pair covers: (l_t - 1) s_t + d_t + 1 (30 for FstCN's l_t = 5, s_t = 5, d_t = 9)."""
+  return clip_span(clip_len, stride) + offset
+
+
+@TEMPORAL_SAMPLERS.register("clip_pair")
+def _clip_pair(clip_len: int, stride: int = 5, diff_offset: int = 9, num_test_clips: int = 5,
+               short_video: str = "loop", **unused) -> TemporalSampler:
+  """FstCN clip pairs: a uniformly random start in training; ``num_test_clips`` pairs at test, their
+  starts at the centres of equal bins over the valid starts (the ``dense`` test rule)."""
+  del unused
+  if diff_offset < 1 or num_test_clips < 1:
+    raise ValueError(f"clip_pair needs diff_offset >= 1 and num_test_clips >= 1, got {diff_offset}, "
+                     f"{num_test_clips}")
+  span = clip_pair_span(clip_len, stride, diff_offset)
+
+  def train(n: int, rng: np.random.Generator) -> np.ndarray:
+    return clip_pair(n, clip_len, stride, diff_offset, int(rng.integers(0, max(n - span, 0) + 1)),
+                     short_video)
+
+  def test(n: int) -> np.ndarray:
+    starts = bin_centre_starts(max(n - span, 0), num_test_clips)
+    return np.stack([clip_pair(n, clip_len, stride, diff_offset, s, short_video) for s in starts])
+
+  return TemporalSampler(train, test)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Shared layers: a convolution with a fast CPU path for 3D kernels, convolution + BatchNorm units and
-the 3D residual block (SGN Eq. 14-16)."""
+"""Shared layers: a convolution with a fast CPU path for 3D kernels, convolution + BatchNorm units,
+the 3D residual block (SGN Eq. 14-16), and Caffe's local response normalisation and ceil-mode max
+pooling (FstCN's CNN-M layers)."""
 from __future__ import annotations
 
 import functools
@@ -117,3 +118,34 @@ class ResBlock3D(nn.Module):
     if x.shape[-1] != self.features or any(s != 1 for s in self.strides):
       shortcut = unit(self.features, (1, 1, 1), self.strides, relu=False, name="proj")(x, train)
     return nn.relu(h + shortcut)
+
+
+def local_response_norm(x: jnp.ndarray, k: float = 2.0, n: int = 5, alpha: float = 5e-4,
+                        beta: float = 0.75) -> jnp.ndarray:
+  """Caffe's cross-channel LRN (channels-last): ``b_c = a_c / (k + alpha/n * sum_{c'} a_{c'}^2)^beta``
+  over the ``n`` channels centred on ``c`` (zero-padded at the ends). Defaults: AlexNet's k = 2, n = 5
+  as FstCN Sec. 2.5 quotes them, with alpha = 5e-4."""
+  if n % 2 != 1:
+    raise ValueError(f"LRN window n must be odd (centred on the channel), got {n}")
+  sq = jnp.square(x.astype(jnp.float32))
+  window = (1,) * (x.ndim - 1) + (n,)
+  pad = ((0, 0),) * (x.ndim - 1) + ((n // 2, n // 2),)
+  s = lax.reduce_window(sq, 0.0, lax.add, window, (1,) * x.ndim, pad)
+  return (x / jnp.power(k + (alpha / n) * s, beta).astype(x.dtype)).astype(x.dtype)
+
+
+def ceil_pool_size(size: int, window: int, stride: int) -> int:
+  """Caffe's pooled size without padding: ``ceil((size - window) / stride) + 1``."""
+  return -(-(size - window) // stride) + 1
+
+
+def max_pool_ceil(x: jnp.ndarray, window: int, stride: int) -> jnp.ndarray:
+  """Max pooling over the spatial axes of x [N, H, W, C] with Caffe's ceil-mode output size (the last
+  window may hang over the bottom/right edge; the missing cells count as -inf)."""
+  pads = []
+  for size in x.shape[1:3]:
+    if size < window:
+      raise ValueError(f"max_pool_ceil: spatial size {size} is smaller than the window {window}; "
+                       f"use a larger input (input.crop)")
+    pads.append((0, (ceil_pool_size(size, window, stride) - 1) * stride + window - size))
+  return nn.max_pool(x, (window, window), (stride, stride), padding=tuple(pads))
