@@ -8,8 +8,9 @@ Variants (combine with commas): ``split1`` (default) / ``split2`` / ``split3``, 
 Table 2 rows: ``--config.model.paths=scl|tcl``, ``--config.input.num_test_clips=1``,
 ``--config.eval.aggregation=mean_softmax`` (averaging fusion); Table 1: ``--config.model.tcl_kernels``.
 """
+from configs.recipes.common import parse_variant
 from configs.recipes.fstcn import fstcn_paper_recipe, fstcn_synthetic
-from vidrec.config import base_config, parse_variant
+from vidrec.config import base_config
 
 SPLITS = ("split1", "split2", "split3")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs.recipes.fstcn import fstcn_model
-from vidrec import evaluate
+from vidrec import aggregations, evaluate
 from vidrec.config import base_config
 from vidrec.data import pipeline, samplers
 from vidrec.models import build_model, fstcn, layers
@@ -180,14 +180,14 @@ def test_loss_terms_follow_the_weights(both):
 
 
 def test_sci_eq5():
-  sci = evaluate.sparsity_concentration_index
+  sci = aggregations.sparsity_concentration_index
   np.testing.assert_allclose(sci(np.eye(4)), 1.0)
   np.testing.assert_allclose(sci(np.full((2, 4), 0.25)), 0.0, atol=1e-12)
   np.testing.assert_allclose(sci(np.array([0.5, 0.3, 0.2])), (3 * 0.5 - 1) / 2)
 
 
 def test_sci_fusion_eq6_eq7():
-  rule = evaluate.AGGREGATIONS.get("sci")
+  rule = aggregations.AGGREGATIONS.get("sci")
   # Eq. 6 with equal SCIs (permutations of one distribution) is the plain mean over the crops.
   q = np.array([0.6, 0.3, 0.1])
   crops = np.stack([q, q[[1, 0, 2]], q[[2, 1, 0]]])
@@ -205,13 +205,13 @@ def test_sci_fusion_eq6_eq7():
 def test_aggregation_contract_keeps_existing_rules():
   logits = np.random.default_rng(3).normal(size=(6, 4))
   for name in ("mean_softmax", "mean_logits", "max", "majority_vote"):
-    rule = evaluate.AGGREGATIONS.get(name)
-    np.testing.assert_array_equal(evaluate.apply_rule(rule, logits, 3), rule(logits))
+    rule = aggregations.AGGREGATIONS.get(name)
+    np.testing.assert_array_equal(aggregations.apply_rule(rule, logits, 3), rule(logits))
   # gather_scores orders views by view_index whatever order they arrived in.
   views = {0: {1: logits[1], 0: logits[0], 3: logits[3], 2: logits[2]}}
-  scores, _, seen = evaluate.gather_scores(views, {0: 1}, 1, 4, evaluate.AGGREGATIONS.get("sci"), 2)
+  scores, _, seen = evaluate.gather_scores(views, {0: 1}, 1, 4, aggregations.AGGREGATIONS.get("sci"), 2)
   assert seen == 4
-  np.testing.assert_allclose(scores[0], evaluate.sci_fusion(logits[:4], num_crops=2))
+  np.testing.assert_allclose(scores[0], aggregations.sci_fusion(logits[:4], num_crops=2))
 
 
 @pytest.mark.parametrize("num_frames", [1, 7, 29, 30, 31, 200])

@@ -1,14 +1,14 @@
-"""Video-level evaluation over several views per video, with pluggable aggregation rules.
+"""Video-level evaluation over several views per video.
 
 Every view of every test video is scored exactly once (the final partial batch is padded and
-masked); the views of a video are aggregated by ``config.eval.aggregation`` into one score vector per
-video, for every output head in ``config.eval.heads``. Writes ``DIR/eval/<split>_report.json`` and
-a confusion-matrix PNG, the per-video scores of every head (``<split>_scores.npz``, the input of
-``python -m vidrec.fuse``), and prints a short table.
+masked); the views of a video are aggregated by ``config.eval.aggregation`` (a rule of
+``vidrec.aggregations``) into one score vector per video, for every output head in
+``config.eval.heads``. Writes ``DIR/eval/<split>_report.json`` and a confusion-matrix PNG, the
+per-video scores of every head (``<split>_scores.npz``, the input of
+``python -m vidrec.tools.fuse``), and prints a short table.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from typing import Callable
@@ -19,71 +19,8 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from vidrec import parallel
+from vidrec import aggregations, parallel
 from vidrec.data import pipeline, samplers
-from vidrec.registry import Registry
-
-# A rule maps the logits of one video's views [V, C], ordered by view_index (clip-major: view = clip *
-# num_crops + crop), to one score vector [C] (higher is better). A rule with a ``num_crops`` parameter
-# (views per clip) is also given it, for fusion per clip (FstCN's ``sci``).
-AGGREGATIONS: Registry[Callable[..., np.ndarray]] = Registry("eval.aggregation")
-
-
-def apply_rule(rule: Callable[..., np.ndarray], logits: np.ndarray, num_crops: int) -> np.ndarray:
-  """``rule(logits)``, or ``rule(logits, num_crops=num_crops)`` for a rule that fuses per clip."""
-  if "num_crops" in inspect.signature(rule).parameters:
-    return rule(logits, num_crops=num_crops)
-  return rule(logits)
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-  e = np.exp(x - x.max(-1, keepdims=True))
-  return e / e.sum(-1, keepdims=True)
-
-
-@AGGREGATIONS.register("mean_softmax")
-def mean_softmax(logits: np.ndarray) -> np.ndarray:
-  """Mean of the views' softmax scores (the default)."""
-  return softmax(logits).mean(0)
-
-
-@AGGREGATIONS.register("mean_logits")
-def mean_logits(logits: np.ndarray) -> np.ndarray:
-  return logits.mean(0)
-
-
-@AGGREGATIONS.register("max")
-def max_softmax(logits: np.ndarray) -> np.ndarray:
-  """Per class, the highest softmax score over the views."""
-  return softmax(logits).max(0)
-
-
-@AGGREGATIONS.register("majority_vote")
-def majority_vote(logits: np.ndarray) -> np.ndarray:
-  """Votes of the views' top-1 predictions (SGN Sec. IV-B); ties and the ranking of classes with equal
-  votes are broken by the mean softmax score, which is < 1 so it never outweighs a vote."""
-  votes = np.bincount(logits.argmax(-1), minlength=logits.shape[-1]).astype(np.float64)
-  return votes + mean_softmax(logits)
-
-
-def sparsity_concentration_index(p: np.ndarray) -> np.ndarray:
-  """FstCN Eq. 5: SCI(p) = (N max_j p_j / sum_j p_j - 1) / (N - 1) over the last axis, in [0, 1]."""
-  n = p.shape[-1]
-  return (n * p.max(-1) / p.sum(-1) - 1.0) / (n - 1)
-
-
-@AGGREGATIONS.register("sci")
-def sci_fusion(logits: np.ndarray, num_crops: int) -> np.ndarray:
-  """FstCN's SCI fusion (Eq. 5-7) of softmax scores: per clip pair, the SCI-weighted mean over its
-  ``num_crops`` crops (Eq. 6; the plain mean if every SCI is 0), then the class-wise max over the
-  pairs (Eq. 7). The averaging baseline of Sec. 2.4 is ``mean_softmax``."""
-  if len(logits) % num_crops:
-    raise ValueError(f"sci: {len(logits)} views are not whole clips of {num_crops} crops")
-  p = softmax(logits).reshape(-1, num_crops, logits.shape[-1])
-  w = sparsity_concentration_index(p)[..., None]
-  total = w.sum(1)
-  per_clip = np.where(total > 0, (w * p).sum(1) / np.where(total > 0, total, 1.0), p.mean(1))
-  return per_clip.max(0)
 
 
 def video_metrics(scores: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:
@@ -135,14 +72,14 @@ def collect_view_outputs(apply_fn: Callable, variables, ds, mesh, heads: tuple[s
 
 def gather_scores(views: dict[int, dict[int, np.ndarray]], labels: dict[int, int], num_videos: int,
                   num_classes: int, rule: Callable, num_crops: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
-  """Aggregates each local video's views (in view_index order), then sums across processes (each video
-  lives on one). ``num_crops``: spatial views per temporal clip."""
+  """Aggregates each local video's views (in view_index order; ``num_crops`` spatial views per clip), then
+  sums across processes (each video lives on one)."""
   scores = np.zeros((num_videos, num_classes), np.float64)
   label_arr = np.zeros((num_videos,), np.int64)
   seen = np.zeros((num_videos,), np.int64)
-  for v, by_view in views.items():
-    logits = np.stack([by_view[k] for k in sorted(by_view)]).astype(np.float64)
-    scores[v] = apply_rule(rule, logits, num_crops)
+  for v, logits in views.items():
+    logits = np.stack([logits[k] for k in sorted(logits)]).astype(np.float64)   # view_index order
+    scores[v] = aggregations.apply_rule(rule, logits, num_crops)
     label_arr[v] = labels[v]
     seen[v] = len(logits)
   if jax.process_count() > 1:
@@ -189,7 +126,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
            "label": np.zeros(local_batch, np.int32), "video_index": np.zeros(local_batch, np.int32),
            "mask": np.zeros(local_batch, bool)}
   views, labels = collect_view_outputs(apply_fn, trainer.variables_of(ts), ds, s.mesh, heads, blank)
-  rule = AGGREGATIONS.get(config.eval.aggregation)
+  rule = aggregations.AGGREGATIONS.get(config.eval.aggregation)
   report = {"split": split, "aggregation": config.eval.aggregation, "checkpoint_step": int(ts.step),
             "num_videos": len(source), "heads": {}}
   video_scores = {}
