@@ -19,6 +19,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 50
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
+  # Fine-tuning (vidrec.init_from, docs/pretrained.md): a directory from `python -m vidrec.convert`;
+  # name globs (comma-separated) kept at their fresh initialisation; a shape adapter (init_from.ADAPTERS).
+  c.init_from = ""
+  c.init_skip = "fc/*,fc8/*,*_head/*"
+  c.init_adapt = ""
 
   c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "float32", "param_dtype": "float32"})
   c.dataset = ml_collections.ConfigDict({
