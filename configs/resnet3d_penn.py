@@ -12,7 +12,7 @@ from vidrec.config import base_config, parse_variant, sgn_paper_recipe, syntheti
 def get_config(arg: str = ""):
   options = parse_variant(arg, ("synthetic",))
   c = base_config()
-  c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, dropout=0.0)
+  c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, block="r3d", dropout=0.0)
   sgn_paper_recipe(c, "penn_action/default", decay_every=5_000)
   if "synthetic" in options:
     synthetic_clips(c)

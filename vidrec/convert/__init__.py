@@ -44,30 +44,22 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
   return {k: v.detach().float().numpy() for k, v in state.items() if hasattr(v, "detach")}
 
 
-def _build_classified(arch: str, state: dict[str, np.ndarray], num_classes: int | None) -> tuple[nn.Module, dict]:
-  """The vidrec module for ``num_classes`` (default: the checkpoint's) and its variables; a different
-  class count keeps the module's fresh (seed 0) classifier."""
-  variables = to_vidrec(arch, state)
-  ckpt_classes = num_classes_of(arch, state)
-  spec = ARCHS.get(arch)
-  module = spec.build(num_classes or ckpt_classes)
-  if num_classes in (None, ckpt_classes):
-    return module, variables
-  x = jnp.zeros((1, 4, 32, 32, 3) if spec.video else (1, 32, 32, 3))
-  fresh = jax.tree.map(np.asarray, module.init(jax.random.key(0), x, train=False))
-  classifier = next(m.vidrec for m in spec.modules() if m.torch == spec.classifier)
-  plan = init_from.make_plan(variables, fresh, arch, skip=(f"{classifier}/*",))
-  return module, init_from.merge(fresh, plan)
-
-
 def load_torchvision(arch: str, path: str, num_classes: int | None = None) -> tuple[nn.Module, dict]:
   """(module, variables) for torchvision's ``arch`` checkpoint at ``path`` (``ARCHS``).
 
   ``module.apply(variables, x, train=False)["logits"]`` on channels-last float32 ``x`` ([N, T, H, W, 3]
   for the video models, [N, H, W, 3] for vgg16 / resnet18 / resnet50) equals torchvision's
   ``model(x_channels_first)``. With ``num_classes`` other than the checkpoint's, the classifier is
-  freshly initialised (seed 0) and everything else loaded."""
-  return _build_classified(arch, read_state_dict(path), num_classes)
+  freshly initialised (``nn.Dense``'s default, seed 0) and everything else loaded."""
+  state = read_state_dict(path)
+  variables = to_vidrec(arch, state)
+  spec = ARCHS.get(arch)
+  if num_classes not in (None, num_classes_of(arch, state)):
+    classifier = next(m.vidrec for m in spec.modules() if m.torch == spec.classifier)
+    in_features = variables["params"][classifier]["kernel"].shape[0]
+    head = nn.Dense(num_classes).init(jax.random.key(0), jnp.zeros((1, in_features)))["params"]
+    variables["params"][classifier] = jax.tree.map(np.asarray, head)
+  return spec.build(num_classes or num_classes_of(arch, state)), variables
 
 
 def convert_torchvision(arch: str, path: str, out: str) -> dict:
