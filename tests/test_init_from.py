@@ -120,3 +120,13 @@ def test_shape_mismatch_stops_training_before_compiling(data_dir, tmp_path, monk
 def test_missing_directory_names_the_converter(tmp_path):
   with pytest.raises(FileNotFoundError, match="python -m vidrec.convert torchvision"):
     init_from.load_variables(str(tmp_path / "nothing"))
+
+
+def test_prefix_loads_into_a_submodule_and_disjoint_names_are_an_error():
+  ckpt = _tree(**{"params/conv1_1/kernel": np.ones((3, 3, 3, 4)), "params/fc8/kernel": np.ones((4, 9))})
+  model = _tree(**{"params/vgg/conv1_1/kernel": np.zeros((3, 3, 3, 4)), "params/lstm/kernel": np.zeros(2)})
+  with pytest.raises(ValueError, match="no variable name of the checkpoint is in the model.*init_prefix"):
+    init_from.make_plan(ckpt, model, "vgg16")
+  plan = init_from.make_plan(ckpt, model, "vgg16", prefix="vgg")
+  assert plan.status == {"params/vgg/conv1_1/kernel": "loaded", "params/lstm/kernel": "missing"}
+  assert plan.unused == ["params/vgg/fc8/kernel"]

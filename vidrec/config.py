@@ -20,9 +20,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
   # Fine-tuning (vidrec.init_from, docs/pretrained.md): a directory from `python -m vidrec.convert`;
-  # name globs (comma-separated) kept at their fresh initialisation; a shape adapter (init_from.ADAPTERS).
+  # name globs (comma-separated) kept at their fresh initialisation (default: every model's classifier);
+  # the module path the checkpoint sits under in the model; a shape adapter (init_from.ADAPTERS).
   c.init_from = ""
   c.init_skip = "fc/*,fc8/*,*_head/*"
+  c.init_prefix = ""
   c.init_adapt = ""
 
   c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "float32", "param_dtype": "float32"})

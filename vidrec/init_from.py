@@ -10,6 +10,9 @@ classifier of every vidrec model: resnet3d / sgn / resnet2d_frame ``fc``, VGG16 
 model's variables that the checkpoint lacks, prints a table of what happened, and stops with an
 error, before anything compiles, on a shape mismatch it was not told to skip.
 
+``config.init_prefix`` loads a checkpoint into a sub-module of a larger model (e.g. a converted VGG16
+as the pre-conv net of a model whose VGG16 is ``params/vgg/...``: ``--config.init_prefix=vgg``).
+
 Shape adapters (``ADAPTERS``, chosen by ``config.init_adapt``) are the hook for initialisations across
 shapes, e.g. a flow network started from RGB weights: a mismatched, non-skipped variable is passed to
 the adapter, which returns the array to load (of the model's shape) or None (then it is an error).
@@ -120,11 +123,20 @@ class Plan:
 
 
 def make_plan(checkpoint: Mapping[str, Any], model_shapes: Mapping[str, Any], source: str,
-              skip: tuple[str, ...] = (), adapter: str = "") -> Plan:
-  """Matches ``checkpoint`` variables to ``model_shapes`` (nested, leaves with ``.shape``) by name.
+              skip: tuple[str, ...] = (), adapter: str = "", prefix: str = "") -> Plan:
+  """Matches ``checkpoint`` variables to ``model_shapes`` (nested, leaves with ``.shape``) by name;
+  with ``prefix`` (a module path such as ``backbone``) checkpoint ``coll/x`` is model ``coll/prefix/x``.
 
-  Raises ValueError listing every shape mismatch that is neither skipped nor adapted."""
+  Raises ValueError listing every shape mismatch that is neither skipped nor adapted, and when no
+  checkpoint name is in the model at all."""
   ckpt, model = flatten(checkpoint), flatten(model_shapes)
+  if prefix:
+    ckpt = {f"{k.split('/', 1)[0]}/{prefix.strip('/')}/{k.split('/', 1)[1]}": v for k, v in ckpt.items()}
+  if not set(ckpt) & set(model):
+    raise ValueError(
+        f"init_from {source}: no variable name of the checkpoint is in the model (checkpoint: "
+        f"{sorted(ckpt)[:2]}..., model: {sorted(model)[:2]}...). If the pretrained network sits inside the "
+        f"model under a module path, name it with --config.init_prefix (now {prefix!r}).")
   adapt = ADAPTERS.get(adapter) if adapter else None
   status, values, errors = {}, {}, []
   for name, leaf in model.items():
@@ -170,7 +182,7 @@ def prepare(config: ml_collections.ConfigDict, abstract_state: Any, resuming: bo
   checkpoint, meta = load_variables(directory)
   shapes = {"params": abstract_state.params, **abstract_state.model_state}
   plan = make_plan(checkpoint, shapes, f"{directory} ({meta.get('arch', 'vidrec')})",
-                   parse_patterns(config.init_skip), config.init_adapt)
+                   parse_patterns(config.init_skip), config.init_adapt, config.init_prefix)
   _print(plan.table())
   return plan
 
