@@ -6,9 +6,9 @@ and ``meta.json`` (where the weights came from and the ``config.model`` they fit
 takes every variable whose name (``collection/module/.../leaf``) and shape match the model's, keeps the
 fresh initialisation of those that match a ``config.init_skip`` pattern (fnmatch globs on the name
 without its collection, e.g. ``fc/*``; ``base_config``'s default ``fc/*,fc8/*,*_head/*`` names the
-classifier of every vidrec model: resnet3d / sgn / resnet2d_frame ``fc``, VGG16 ``fc8``, U2S's heads) and of the
-model's variables that the checkpoint lacks, prints a table of what happened, and stops with an
-error, before anything compiles, on a shape mismatch it was not told to skip.
+classifier of every vidrec model: resnet3d / sgn / resnet2d_frame ``fc``, VGG16 ``fc8``, U2S's heads)
+and of the model's variables that the checkpoint lacks, prints a table of what happened, and stops
+with an error, before anything compiles, on a shape mismatch it was not told to skip.
 
 ``config.init_prefix`` loads a checkpoint into a sub-module of a larger model (e.g. a converted VGG16
 as the pre-conv net of a model whose VGG16 is ``params/vgg/...``: ``--config.init_prefix=vgg``).

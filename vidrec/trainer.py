@@ -42,11 +42,9 @@ def variables_of(ts: TrainState) -> dict:
 
 
 def input_shape(config: ml_collections.ConfigDict, batch: int) -> tuple[int, ...]:
-  """Shape of a batch of videos as the pipeline produces it."""
-  inp = config.input
-  frames = (inp.clip_len if inp.sampler == "dense"
-            else inp.num_segments * inp.frames_per_segment)
-  return (batch, frames, inp.crop, inp.crop, 3)
+  """Shape of a batch of videos as the pipeline produces it (the sampler says its clip length)."""
+  frames = pipeline.make_sampler(config.input).num_frames
+  return (batch, frames, config.input.crop, config.input.crop, 3)
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,

@@ -97,14 +97,16 @@ class ResNet3D(nn.Module):
       raise ValueError(f"ResNet3D expects video [N, T, H, W, C], got shape {video.shape}")
     kind = BLOCKS.get(self.block)
     x = video.astype(self.dtype)
-    x = ConvBN(self.width, (3, 7, 7), (1, 2, 2), mid_features=max(1, kind.stem_mid * self.width // 64)
-               if kind.stem_mid else None, dtype=self.dtype, param_dtype=self.param_dtype, name="bcb1")(x, train)
+    stem_mid = max(1, kind.stem_mid * self.width // 64) if kind.stem_mid else None
+    x = ConvBN(self.width, (3, 7, 7), (1, 2, 2), mid_features=stem_mid, dtype=self.dtype,
+               param_dtype=self.param_dtype, name="bcb1")(x, train)
     features = {"stem": x}
     for name in block_names(self.num_stages, self.blocks_per_stage):
       stage, first = int(name[0]), name[1] == "a"
       block = ResBlock3D(self.width * 2 ** (stage - 2), block_strides(name, self.block),
-                         kernel=(3, 3, 3) if kind.stage_is_3d(stage) else (1, 3, 3), factorized=kind.factorized,
-                         dtype=self.dtype, param_dtype=self.param_dtype, name=f"{'rcb' if first else 'rib'}{name}")
+                         kernel=(3, 3, 3) if kind.stage_is_3d(stage) else (1, 3, 3),
+                         factorized=kind.factorized, dtype=self.dtype, param_dtype=self.param_dtype,
+                         name=f"{'rcb' if first else 'rib'}{name}")
       x = self.block_output(name, block, x, features, train)
       features[name] = x
     embedding = x.mean(axis=(1, 2, 3))
