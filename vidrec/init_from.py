@@ -118,7 +118,8 @@ class Plan:
     widths = [max(len(line[i]) for line in [head, total] + body) for i in range(len(head))]
     fmt = lambda line: "  ".join(c.ljust(w) for c, w in zip(line, widths))  # noqa: E731
     lines = [f"init_from {self.source}: arrays per module", fmt(head)] + [fmt(b) for b in body] + [fmt(total)]
-    lines.append(f"unused checkpoint arrays ({len(self.unused)}): {', '.join(self.unused) or 'none'}")
+    shown = ", ".join(self.unused[:12]) + (", ..." if len(self.unused) > 12 else "")
+    lines.append(f"unused checkpoint arrays ({len(self.unused)}): {shown or 'none'}")
     return "\n".join(lines)
 
 
