@@ -65,3 +65,10 @@ def test_import_graph_sees_deferred_imports():
 def test_no_import_circle_among_vidrec_modules():
   cycle = find_cycle(import_graph())
   assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_library_modules_do_not_import_the_tools():
+  graph = import_graph()
+  upward = {m: sorted(t for t in targets if t.startswith("vidrec.tools"))
+            for m, targets in graph.items() if not m.startswith("vidrec.tools")}
+  assert not {m: t for m, t in upward.items() if t}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
-import os
 from typing import Any, Callable, Mapping
 
 import flax
@@ -31,6 +30,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from vidrec import fs
 from vidrec.registry import Registry
 
 VARIABLES_FILE = "variables.msgpack"
@@ -52,26 +52,24 @@ def channel_mean(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.nda
 
 
 def save_variables(directory: str, variables: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
-  """Writes ``variables`` (nested dicts of arrays) and ``meta`` to ``directory`` (created)."""
-  os.makedirs(directory, exist_ok=True)
+  """Writes ``variables`` (nested dicts of arrays) and ``meta`` to ``directory`` (created; local or
+  ``gs://``, through :mod:`vidrec.fs`)."""
+  out = fs.makedirs(directory)
   tree = jax.tree.map(np.asarray, dict(variables))
-  with open(os.path.join(directory, VARIABLES_FILE), "wb") as f:
-    f.write(flax.serialization.msgpack_serialize(tree))
-  with open(os.path.join(directory, META_FILE), "w") as f:
-    json.dump(dict(meta), f, indent=1, sort_keys=True)
+  (out / VARIABLES_FILE).write_bytes(flax.serialization.msgpack_serialize(tree))
+  (out / META_FILE).write_text(json.dumps(dict(meta), indent=1, sort_keys=True))
 
 
 def load_variables(directory: str) -> tuple[dict, dict]:
   """(variables, meta) from a directory written by :func:`save_variables`."""
-  path = os.path.join(directory, VARIABLES_FILE)
-  if not os.path.isfile(path):
+  path = fs.path(directory) / VARIABLES_FILE
+  if not path.exists():
     raise FileNotFoundError(
         f"init_from={directory!r}: no {VARIABLES_FILE} there. Convert a checkpoint first, e.g. "
         f"python -m vidrec.convert torchvision --arch r3d_18 --checkpoint r3d_18.pth --out {directory}")
-  with open(path, "rb") as f:
-    variables = flax.serialization.msgpack_restore(f.read())
-  meta_path = os.path.join(directory, META_FILE)
-  meta = json.load(open(meta_path)) if os.path.isfile(meta_path) else {}
+  variables = flax.serialization.msgpack_restore(path.read_bytes())
+  meta_path = fs.path(directory) / META_FILE
+  meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
   return variables, meta
 
 

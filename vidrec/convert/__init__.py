@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vidrec import init_from
+from vidrec import fs, init_from
 from vidrec.convert.torchvision_map import ARCHS, num_classes_of, tensor_map, to_torch, to_vidrec
 
 __all__ = ["ARCHS", "load_torchvision", "read_state_dict", "convert_torchvision", "to_torch", "to_vidrec"]
@@ -74,4 +74,4 @@ def convert_torchvision(arch: str, path: str, out: str) -> dict:
       "config_model": spec.config_model, "module": f"{module.__module__}.{module.__qualname__}"})
   count = lambda coll: sum(int(np.prod(v.shape)) for v in jax.tree.leaves(variables.get(coll, {})))  # noqa: E731
   return {"arch": arch, "num_classes": num_classes, "params": count("params"), "batch_stats": count("batch_stats"),
-          "out": os.path.abspath(out), "mapped": {t: v for t, v, _, _ in tensor_map(arch)}}
+          "out": str(fs.path(out)), "mapped": {t: v for t, v, _, _ in tensor_map(arch)}}

@@ -6,7 +6,8 @@ convolution is 3x3x3; stages 3-5 start with stride 2 in time and space. Blocks a
 
 Config (``config.model``): ``width`` (channels of BCB1/stage 2; 64 standard), ``blocks_per_stage``
 (2 -> ResNet3D-18 as in the paper), ``num_stages`` (4; fewer for tiny CPU models), ``dropout`` before
-fc, ``dtype``/``param_dtype``. With width 64 and 400 classes it has 33,371,472 parameters.
+fc, ``remat`` (recompute each block in the backward pass), ``dtype``/``param_dtype``. With width 64 and
+400 classes it has 33,371,472 parameters.
 
 ``block`` (``BLOCKS``) picks the convolutions, in torchvision's video-ResNet layouts (Tran et al. 2018):
 ``r3d`` (default, the paper's: 3x3x3 everywhere, torchvision's r3d_18), ``r2plus1d`` (every 3x3x3
@@ -27,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from vidrec.models import MODELS, dtype_of
-from vidrec.models.layers import ConvBN, Dtype, ResBlock3D
+from vidrec.models.layers import ConvBN, Dtype, ResBlock3D, remat_block
 from vidrec.registry import Registry
 
 
@@ -75,6 +76,7 @@ class ResNet3D(nn.Module):
   blocks_per_stage: int = 2
   block: str = "r3d"
   dropout: float = 0.0
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -103,10 +105,10 @@ class ResNet3D(nn.Module):
     features = {"stem": x}
     for name in block_names(self.num_stages, self.blocks_per_stage):
       stage, first = int(name[0]), name[1] == "a"
-      block = ResBlock3D(self.width * 2 ** (stage - 2), block_strides(name, self.block),
-                         kernel=(3, 3, 3) if kind.stage_is_3d(stage) else (1, 3, 3),
-                         factorized=kind.factorized, dtype=self.dtype, param_dtype=self.param_dtype,
-                         name=f"{'rcb' if first else 'rib'}{name}")
+      block = remat_block(ResBlock3D, self.remat)(
+          self.width * 2 ** (stage - 2), block_strides(name, self.block),
+          kernel=(3, 3, 3) if kind.stage_is_3d(stage) else (1, 3, 3), factorized=kind.factorized,
+          dtype=self.dtype, param_dtype=self.param_dtype, name=f"{'rcb' if first else 'rib'}{name}")
       x = self.block_output(name, block, x, features, train)
       features[name] = x
     embedding = x.mean(axis=(1, 2, 3))
@@ -120,7 +122,7 @@ def resnet3d_kwargs(cfg: ml_collections.ConfigDict) -> dict:
   """The ResNet3D fields read from ``config.model`` (shared with models built on ResNet3D)."""
   return dict(width=cfg.get("width", 64), num_stages=cfg.get("num_stages", 4),
               blocks_per_stage=cfg.get("blocks_per_stage", 2), block=cfg.get("block", "r3d"),
-              dropout=cfg.get("dropout", 0.0),
+              dropout=cfg.get("dropout", 0.0), remat=cfg.get("remat", False),
               dtype=dtype_of(cfg.get("dtype", "float32")),
               param_dtype=dtype_of(cfg.get("param_dtype", "float32")))
 

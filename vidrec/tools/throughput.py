@@ -9,8 +9,8 @@ for the two standard inputs:
   (b) ``segments``: 8 segments x 224 x 224 from 256-short-side JPEGs (configs/u2s_sthv2.py: short
                     side jittered in [224, 340], random 224 crop);
 
-and, for each, two variants of the per-example function (swapped into ``train_dataset``, so reading,
-ordering and batching stay the same): ``decode_all``, every frame of the video decoded first and the
+and, for each, two variants of the per-example function (passed to ``train_dataset`` as its
+``example_fn``, so reading, ordering and batching stay the same): ``decode_all``, every frame of the video decoded first and the
 sampled frames picked afterwards (what reading a ``tfds.features.Video`` with its default decoder
 costs), and ``proposed``, a prototype of the pipeline changes docs/throughput.md proposes.
 
@@ -76,13 +76,8 @@ def measure(spec: dict) -> dict:
   builder = datasets.load_builder(spec["dataset"], spec["data_dir"])
   source = pipeline.VideoSource(builder, "train")
   batch = spec["batch"]
-  replacement = throughput_variants.VARIANTS[spec["variant"]]
-  if replacement is not None:
-    if not hasattr(pipeline, "_train_example"):
-      raise RuntimeError("vidrec.data.pipeline._train_example is gone: update "
-                         "vidrec/tools/throughput_variants.py.")
-    pipeline._train_example = replacement  # pylint: disable=protected-access
-  ds = pipeline.train_dataset(source, cfg, global_batch=batch, seed=0)
+  ds = pipeline.train_dataset(source, cfg, global_batch=batch, seed=0,
+                              example_fn=throughput_variants.VARIANTS[spec["variant"]])
   if spec["one_core"]:
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1

@@ -1,6 +1,6 @@
 """The per-example functions ``python -m vidrec.tools.throughput`` compares with the pipeline's own
-(``sampled``): each replaces ``pipeline._train_example`` inside ``pipeline.train_dataset`` in the
-measuring child process only (same reading, ordering, batching and prefetching). ``decode_all``
+(``sampled``, ``pipeline._train_example``): each is passed to ``pipeline.train_dataset`` as its
+``example_fn`` (same reading, ordering, batching and prefetching). ``decode_all``
 decodes every frame first; ``proposed`` is a prototype of the pipeline changes docs/throughput.md
 proposes."""
 from __future__ import annotations
@@ -111,4 +111,5 @@ def crop_resize_normalize(frames, th, tw, y, x, flip, cfg):
   return tf.reshape((tf.reshape(video, [-1, crop * 3]) - mean) * inv_std, [-1, crop, crop, 3])
 
 
+# "sampled": None = train_dataset's default example_fn, pipeline._train_example.
 VARIANTS = {"sampled": None, "decode_all": decode_all_example, "proposed": proposed_example}
