@@ -7,9 +7,13 @@ import os
 
 import pytest
 
-torchvision = pytest.importorskip("torchvision")
-
-from vidrec.convert import parity  # noqa: E402
+try:
+  from vidrec.convert import parity
+except ModuleNotFoundError as e:
+  if e.name not in ("torch", "torchvision"):
+    raise
+  pytest.skip("needs torch + torchvision: pip install 'vidrec[torch]'", allow_module_level=True)
+torchvision = parity.torchvision
 
 SHAPES_FILE = os.path.join(os.path.dirname(__file__), "data", "torchvision_state_dict_shapes.json")
 

@@ -8,12 +8,18 @@ not test their mapping), saves its state dict to a ``.pth`` file, loads that fil
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
-import jax
-import numpy as np
-import torch
-import torchvision
+# torchvision imports torch._dynamo, which imports triton when it is installed (the CUDA build of
+# torch ships it); importing triton after TensorFlow (vidrec.data imports it) segfaults, and the
+# CPU-only parity check needs no triton, so it is hidden before torch is imported.
+sys.modules.setdefault("triton", None)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
 
 from vidrec.convert import ARCHS, load_torchvision
 
