@@ -89,13 +89,14 @@ def _tiny_cfg(**kw):
 
 def test_outputs_and_8_vs_80_snippets_same_parameters():
   model = build_model(_tiny_cfg(), 5)
-  video = jax.random.normal(jax.random.key(1), (2, 3, 32, 32, 10))
+  video = jax.random.normal(jax.random.key(1), (1, 3, 16, 16, 10))
   variables = model.init({"params": jax.random.key(0)}, video)
-  out = model.apply(variables, video)
-  chex.assert_shape([out["logits"], out["snippet_logits"], out["attention"]], [(2, 5), (2, 3, 5), (2, 3)])
+  apply = jax.jit(model.apply)
+  out = apply(variables, video)
+  chex.assert_shape([out["logits"], out["snippet_logits"], out["attention"]], [(1, 5), (1, 3, 5), (1, 3)])
   long = jnp.concatenate([video] * 27, axis=1)[:, :80]    # 80 test snippets, same parameters
-  out80 = model.apply(variables, long)
-  chex.assert_shape([out80["logits"], out80["attention"]], [(2, 5), (2, 80)])
+  out80 = apply(variables, long)
+  chex.assert_shape([out80["logits"], out80["attention"]], [(1, 5), (1, 80)])
   np.testing.assert_allclose(np.asarray(out80["attention"]).sum(1), 1.0, rtol=1e-5)
   # Snippet scores do not depend on the other snippets (eval mode): the first 3 are the same.
   np.testing.assert_allclose(out80["snippet_logits"][:, :3], out["snippet_logits"], rtol=1e-4, atol=1e-5)
@@ -103,13 +104,13 @@ def test_outputs_and_8_vs_80_snippets_same_parameters():
 
 def test_avg_consensus_model_is_mean_of_snippet_logits():
   model = build_model(_tiny_cfg(consensus="avg"), 4)
-  video = jax.random.normal(jax.random.key(1), (2, 3, 32, 32, 3))
-  out = model.apply(model.init(jax.random.key(0), video), video)
+  video = jax.random.normal(jax.random.key(1), (2, 3, 16, 16, 3))
+  out = jax.jit(model.apply)(model.init(jax.random.key(0), video), video)
   np.testing.assert_allclose(out["logits"], out["snippet_logits"].mean(1), rtol=1e-5, atol=1e-6)
 
 
 def test_partial_bn_updates_only_the_first_batchnorm():
-  video = jax.random.normal(jax.random.key(1), (2, 3, 32, 32, 3))
+  video = jax.random.normal(jax.random.key(1), (2, 3, 16, 16, 3))
   for partial, changed_expected in [(True, {"conv1"}), (False, None)]:
     model = build_model(_tiny_cfg(partial_bn=partial), 4)
     variables = model.init(jax.random.key(0), video)
