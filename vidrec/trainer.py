@@ -22,7 +22,7 @@ from absl import logging
 
 from vidrec import config as config_lib
 from vidrec import losses, metrics, optim, parallel
-from vidrec.data import datasets, pipeline
+from vidrec.data import datasets, modalities, pipeline
 from vidrec.models import build_model
 
 
@@ -41,12 +41,9 @@ def variables_of(ts: TrainState) -> dict:
   return {"params": ts.params, **ts.model_state}
 
 
-def input_shape(config: ml_collections.ConfigDict, batch: int) -> tuple[int, ...]:
-  """Shape of a batch of videos as the pipeline produces it."""
-  inp = config.input
-  frames = (inp.clip_len if inp.sampler == "dense"
-            else inp.num_segments * inp.frames_per_segment)
-  return (batch, frames, inp.crop, inp.crop, 3)
+def input_shape(config: ml_collections.ConfigDict, batch: int, test: bool = False) -> tuple[int, ...]:
+  """Shape of a batch of videos as the pipeline produces it (``test``: of a test view)."""
+  return modalities.input_shape(config.input, batch, test)
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,

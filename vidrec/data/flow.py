@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.metadata
 import json
 import time
 
@@ -45,8 +46,12 @@ def metadata(algorithm: str, warped: bool) -> dict:
   """What the dataset's metadata records about its flow."""
   if algorithm not in ALGORITHMS:
     raise ValueError(f"flow algorithm {algorithm!r} unknown; use one of {ALGORITHMS}")
-  cv2 = require_cv2()
-  return {"algorithm": algorithm, "implementation": f"cv2.optflow.DualTVL1OpticalFlow {cv2.__version__}",
+  try:
+    version = importlib.metadata.version("opencv-contrib-python-headless")
+  except importlib.metadata.PackageNotFoundError:
+    version = "not installed"
+  return {"algorithm": algorithm, "implementation": f"cv2.optflow.DualTVL1OpticalFlow, "
+                                                    f"opencv-contrib-python-headless {version}",
           "params": TVL1_PARAMS, "bound": BOUND, "quantisation": "uint8 = round(255 (clip(v) + bound) / (2 bound))",
           "warped": warped, "homography": {"features": "SIFT + flow-displaced grid", "ransac_threshold":
                                            RANSAC_THRESHOLD, "min_matches": MIN_MATCHES,

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from vidrec.data import features as features_lib
+from vidrec.data import flow as flow_lib
 
 DEFAULT_SHORT_SIDE = 128
 VERSION = tfds.core.Version("1.0.0")
@@ -77,6 +78,8 @@ class VideoTask:
   kind: str = "video"
   fps: float | None = None
   name: str = ""  # what skip reports call the video (default: source path)
+  flow: str = ""  # optical-flow algorithm ("" = none; vidrec.data.flow.ALGORITHMS)
+  warped_flow: bool = False
 
   @property
   def display_name(self) -> str:
@@ -198,13 +201,13 @@ def load_frames(items: Sequence[Any], short_side: int) -> np.ndarray:
 
 
 def encode_jpeg(frames: np.ndarray, quality: int) -> list[bytes]:
-  """JPEG-encodes each (H,W,3) uint8 frame with PIL (libjpeg-turbo, 4:2:0)."""
+  """JPEG-encodes each (H,W,3) uint8 frame (or (H,W,1) grey plane) with PIL (libjpeg-turbo, 4:2:0)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
   encoded = []
   for frame in frames:
     buf = io.BytesIO()
-    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+    Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame).save(buf, format="JPEG", quality=quality)
     encoded.append(buf.getvalue())
   return encoded
 
@@ -223,8 +226,10 @@ def process_task(task: VideoTask) -> dict | Skip:
       frames, fps = load_frames(task.source, task.short_side), float(task.fps or 0.0)
     else:
       raise ValueError(f"unknown task kind {task.kind!r}")
-    example = features_lib.make_example(frames, task.label, task.video_id, fps)
-    example["video"] = encode_jpeg(frames, task.jpeg_quality)
+    flow = flow_lib.extract(frames, task.flow, task.warped_flow) if task.flow else None
+    example = features_lib.make_example(frames, task.label, task.video_id, fps, flow)
+    for key in ["video"] + [f"{s}_{c}" for s in (flow or {}) for c in "xy"]:
+      example[key] = encode_jpeg(example[key], task.jpeg_quality)
     return example
   except BadVideo as e:
     return Skip(str(e))
@@ -381,15 +386,26 @@ class VideoBuilderConfig(tfds.core.BuilderConfig):
   Attributes:
     short_side: frames are stored resized so their short side is this many pixels.
     jpeg_quality: JPEG quality of the stored frames.
+    flow: optical flow stored next to the frames ("" = none, "tvl1"; ``vidrec.data.flow``).
+    warped_flow: also store the camera-motion-compensated (warped) flow.
   """
 
   short_side: int = DEFAULT_SHORT_SIDE
   jpeg_quality: int = 90
+  flow: str = ""
+  warped_flow: bool = False
 
 
 def config_name(variant: str, short_side: int) -> str:
   """Config naming rule: ``variant`` at S=128, ``variant_s<S>`` otherwise."""
   return variant if short_side == DEFAULT_SHORT_SIDE else f"{variant}_s{short_side}"
+
+
+def flow_config_name(name: str, flow: str, warped_flow: bool) -> str:
+  """Config naming rule for flow: ``<name>_<algorithm>[_warped]`` (e.g. ``split1_s256_tvl1_warped``)."""
+  if warped_flow and not flow:
+    raise ValueError("--warped_flow needs --flow (e.g. --flow tvl1 --warped_flow)")
+  return f"{name}_{flow}{'_warped' if warped_flow else ''}" if flow else name
 
 
 def with_short_sides(configs: Sequence[VideoBuilderConfig],
@@ -438,6 +454,12 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return super()._create_builder_config(builder_config, version)
 
   def _config_from_name(self, name: str) -> VideoBuilderConfig | str:
+    m = re.fullmatch(rf"(.+)_({'|'.join(flow_lib.ALGORITHMS)})(_warped)?", name)
+    if m:   # '<config>_tvl1[_warped]': the config with optical flow
+      base = type(self).builder_configs.get(m.group(1)) or self._config_from_name(m.group(1))
+      if isinstance(base, str):
+        return name
+      return dataclasses.replace(base, name=name, flow=m.group(2), warped_flow=bool(m.group(3)))
     m = re.fullmatch(r"(.+)_s(\d+)", name)
     base = type(self).builder_configs.get(m.group(1)) if m else None
     if base is None:
@@ -453,6 +475,14 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def short_side(self) -> int:
     return int(self.builder_config.short_side)
 
+  @property
+  def flow(self) -> str:
+    return self.builder_config.flow
+
+  @property
+  def warped_flow(self) -> bool:
+    return bool(self.builder_config.warped_flow)
+
   # ---- info --------------------------------------------------------------------------
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -465,15 +495,16 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         supervised_keys=("video", "label"),
         homepage=self.HOMEPAGE or None,
         citation=self.CITATION or None,
-        metadata=tfds.core.MetadataDict(short_side=self.short_side,
-                                        jpeg_quality=self.builder_config.jpeg_quality),
+        metadata=tfds.core.MetadataDict(
+            short_side=self.short_side, jpeg_quality=self.builder_config.jpeg_quality,
+            **({"flow": flow_lib.metadata(self.flow, self.warped_flow)} if self.flow else {})),
     )
 
-  @staticmethod
-  def _features(class_names: Sequence[str] | None) -> tfds.features.FeaturesDict:
+  def _features(self, class_names: Sequence[str] | None) -> tfds.features.FeaturesDict:
     """``features.video_features``; with unknown names the ClassLabel is left unset and is
     filled from the manual files at preparation or from the prepared data on loading."""
-    feats = features_lib.video_features(class_names or [])
+    feats = features_lib.video_features(class_names or [],
+                                        features_lib.flow_streams(self.flow, self.warped_flow))
     if class_names:
       return feats
     return tfds.features.FeaturesDict({
@@ -614,7 +645,8 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _task(self, source: Any, label: int, video_id: str, **kwargs: Any) -> VideoTask:
     return VideoTask(source=source, label=label, video_id=video_id,
                      short_side=self.short_side,
-                     jpeg_quality=int(self.builder_config.jpeg_quality), **kwargs)
+                     jpeg_quality=int(self.builder_config.jpeg_quality),
+                     flow=self.flow, warped_flow=self.warped_flow, **kwargs)
 
   # ---- to implement ------------------------------------------------------------------
 
