@@ -145,3 +145,22 @@ def test_paper_size_shapes_resnet50():
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes["params"]))
   # torchvision resnet50 with a 101-class fc (23,508,032 + 2048*101 + 101) + w_att (101) + b (1).
   assert n_params == 23_508_032 + 2048 * 101 + 101 + 101 + 1
+
+
+def test_configs_follow_sec_3_3():
+  from configs.recipes.atw import atw_config
+  from vidrec import config as config_lib
+  rgb = atw_config("", "ucf101", ("split1", "split2", "split3"))
+  flow = atw_config("flow,split2", "ucf101", ("split1", "split2", "split3"))
+  for c in (rgb, flow):
+    config_lib.validate(c)
+    assert c.batch_size == 128 and c.input.num_test_segments == 80 and c.optimizer.momentum == 0.9
+  assert rgb.input.modality == "rgb" and rgb.input.frames_per_segment == 1
+  assert rgb.optimizer.lr == 0.001 and rgb.optimizer.decay_every == 2000
+  assert flow.input.modality == "flow" and flow.input.frames_per_segment == 5
+  assert flow.optimizer.lr == 0.005 and tuple(flow.optimizer.decay_steps) == (12_000, 18_000)
+  assert flow.dataset.name == "ucf101/split2_s256_tvl1_warped"
+  synthetic = atw_config("warped_flow,synthetic", "hmdb51", ("split1",))
+  assert synthetic.dataset.name == "synthetic_actions/flow" and synthetic.input.modality == "warped_flow"
+  with pytest.raises(ValueError, match="one stream"):
+    atw_config("rgb,flow", "ucf101", ("split1",))
