@@ -6,7 +6,7 @@ Three streams, then fusion 1 : 1 : 0.5 of the pre-softmax video scores (Sec. 3.3
   python train.py --config configs/atw_ucf101.py:rgb --workdir W_rgb
   python train.py --config configs/atw_ucf101.py:flow --workdir W_flow
   python train.py --config configs/atw_ucf101.py:warped_flow --workdir W_wflow
-  python -m vidrec.fuse --member W_rgb/eval/test_scores.npz:logits:1 --member W_flow/eval/test_scores.npz:logits:1 \\
+  python -m vidrec.tools.fuse --member W_rgb/eval/test_scores.npz:logits:1 --member W_flow/eval/test_scores.npz:logits:1 \\
       --member W_wflow/eval/test_scores.npz:logits:0.5 --out W_fused
 
 Variants (combine with commas): ``rgb`` (default) | ``flow`` | ``warped_flow``, ``split1`` (default) |

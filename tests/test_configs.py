@@ -5,10 +5,11 @@ import os
 
 import pytest
 
+from configs.recipes import common
 from vidrec import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py")) if not os.path.basename(p).startswith("_"))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py")) if not p.endswith("__init__.py"))
 
 
 def _load(path):
@@ -23,7 +24,7 @@ def _load(path):
 def test_config_loads_and_validates(path, variant):
   config = _load(path).get_config(variant)
   config_lib.validate(config)
-  assert config.dataset.name.startswith("synthetic_actions") == (variant == "synthetic")
+  assert (config.dataset.name == "synthetic_actions") == (variant == "synthetic")
 
 
 @pytest.mark.parametrize("name", ["sgn_ucf101", "sgn_hmdb51", "sgn_penn"])
@@ -39,5 +40,5 @@ def test_sgn_variants(name):
 def test_unknown_variant_is_an_error():
   with pytest.raises(ValueError, match="Unknown config variant"):
     _load(os.path.join(ROOT, "configs", "sgn_ucf101.py")).get_config("synthetc")
-  options = config_lib.parse_variant("synthetic, fusion", ("fusion", "synthetic"))
+  options = common.parse_variant("synthetic, fusion", ("fusion", "synthetic"))
   assert options == {"synthetic", "fusion"}

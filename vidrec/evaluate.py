@@ -1,10 +1,11 @@
-"""Video-level evaluation over several views per video, with pluggable aggregation rules.
+"""Video-level evaluation over several views per video.
 
 Every view of every test video is scored exactly once (the final partial batch is padded and
-masked); the views of a video are aggregated by ``config.eval.aggregation`` into one score vector per
-video, for every output head in ``config.eval.heads``. Writes ``DIR/eval/<split>_report.json`` and
-a confusion-matrix PNG, the per-video scores of every head (``<split>_scores.npz``, the input of
-``python -m vidrec.fuse``), and prints a short table.
+masked); the views of a video are aggregated by ``config.eval.aggregation`` (a rule of
+``vidrec.aggregations``) into one score vector per video, for every output head in
+``config.eval.heads``. Writes ``DIR/eval/<split>_report.json`` and a confusion-matrix PNG, the
+per-video scores of every head (``<split>_scores.npz``, the input of
+``python -m vidrec.tools.fuse``), and prints a short table.
 """
 from __future__ import annotations
 
@@ -18,42 +19,8 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from vidrec import parallel
+from vidrec import aggregations, parallel
 from vidrec.data import pipeline
-from vidrec.registry import Registry
-
-# A rule maps the logits of one video's views [V, C] to one score vector [C] (higher is better).
-AGGREGATIONS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("eval.aggregation")
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-  e = np.exp(x - x.max(-1, keepdims=True))
-  return e / e.sum(-1, keepdims=True)
-
-
-@AGGREGATIONS.register("mean_softmax")
-def mean_softmax(logits: np.ndarray) -> np.ndarray:
-  """Mean of the views' softmax scores (the default)."""
-  return softmax(logits).mean(0)
-
-
-@AGGREGATIONS.register("mean_logits")
-def mean_logits(logits: np.ndarray) -> np.ndarray:
-  return logits.mean(0)
-
-
-@AGGREGATIONS.register("max")
-def max_softmax(logits: np.ndarray) -> np.ndarray:
-  """Per class, the highest softmax score over the views."""
-  return softmax(logits).max(0)
-
-
-@AGGREGATIONS.register("majority_vote")
-def majority_vote(logits: np.ndarray) -> np.ndarray:
-  """Votes of the views' top-1 predictions (SGN Sec. IV-B); ties and the ranking of classes with equal
-  votes are broken by the mean softmax score, which is < 1 so it never outweighs a vote."""
-  votes = np.bincount(logits.argmax(-1), minlength=logits.shape[-1]).astype(np.float64)
-  return votes + mean_softmax(logits)
 
 
 def video_metrics(scores: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:
@@ -152,7 +119,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
            "label": np.zeros(local_batch, np.int32), "video_index": np.zeros(local_batch, np.int32),
            "mask": np.zeros(local_batch, bool)}
   views, labels = collect_view_outputs(apply_fn, trainer.variables_of(ts), ds, s.mesh, heads, blank)
-  rule = AGGREGATIONS.get(config.eval.aggregation)
+  rule = aggregations.AGGREGATIONS.get(config.eval.aggregation)
   report = {"split": split, "aggregation": config.eval.aggregation, "checkpoint_step": int(ts.step),
             "num_videos": len(source), "heads": {}}
   video_scores = {}

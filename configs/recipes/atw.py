@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs.recipes.common import parse_variant
 from vidrec.config import base_config
 
 MODALITIES = ("rgb", "flow", "warped_flow")
@@ -80,7 +81,6 @@ def atw_synthetic(c: ml_collections.ConfigDict, modality: str, steps: int = 1500
 def atw_config(arg: str, dataset: str, splits: tuple[str, ...]) -> ml_collections.ConfigDict:
   """``get_config`` of ``configs/atw_<dataset>.py``: variants ``rgb`` (default) | ``flow`` |
   ``warped_flow``, a split, ``synthetic``."""
-  from vidrec.config import parse_variant  # pylint: disable=g-import-not-at-top
   options = parse_variant(arg, MODALITIES + splits + ("synthetic",))
   if len(options & set(MODALITIES)) > 1 or len(options & set(splits)) > 1:
     raise ValueError(f"choose one stream of {MODALITIES} and one split of {splits}, got {sorted(options)}")

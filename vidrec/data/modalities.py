@@ -43,10 +43,12 @@ def decode_grey(encoded: tf.Tensor) -> tf.Tensor:
 @dataclasses.dataclass(frozen=True)
 class Modality:
   """``length(ex)``: number of sampleable indices; ``decode(ex, indices, cfg)``: float32 [K, H, W, C]
-  (0-255 values) for the sampled indices; ``channels(cfg)`` = C; ``flip`` and ``normalize``."""
+  (0-255 values) for the sampled indices, K = len(indices) / ``stack(cfg)``; ``channels(cfg)`` = C;
+  ``flip`` and ``normalize``."""
   length: Callable[[dict], tf.Tensor]
   decode: Callable[[dict, tf.Tensor, ml_collections.ConfigDict], tf.Tensor]
   channels: Callable[[ml_collections.ConfigDict], int]
+  stack: Callable[[ml_collections.ConfigDict], int]
   flip: Callable[[tf.Tensor], tf.Tensor]
   normalize: Callable[[tf.Tensor, ml_collections.ConfigDict], tf.Tensor]
   feature: str                       # the record key it reads (checked against the dataset)
@@ -56,7 +58,7 @@ MODALITIES: Registry[Modality] = Registry("input.modality")
 
 
 MODALITIES.add("rgb", Modality(
-    length=lambda ex: tf.shape(ex["video"])[0], channels=lambda cfg: 3,
+    length=lambda ex: tf.shape(ex["video"])[0], channels=lambda cfg: 3, stack=lambda cfg: 1,
     decode=lambda ex, indices, cfg: tf.cast(decode_frames(tf.gather(ex["video"], indices)), tf.float32),
     flip=lambda frames: tf.reverse(frames, [-2]), normalize=normalize_rgb, feature="video"))
 
@@ -82,7 +84,8 @@ def _flow(stream: str) -> Modality:
     return tf.cast(stack_flow(*planes, cfg.frames_per_segment), tf.float32)
 
   return Modality(length=lambda ex: tf.shape(ex[f"{stream}_x"])[0], decode=decode,
-                  channels=lambda cfg: 2 * cfg.frames_per_segment, flip=flip_flow,
+                  channels=lambda cfg: 2 * cfg.frames_per_segment, stack=lambda cfg: cfg.frames_per_segment,
+                  flip=flip_flow,
                   normalize=lambda f, cfg: (f - FLOW_CENTER) / FLOW_CENTER, feature=f"{stream}_x")
 
 
@@ -104,12 +107,7 @@ def get(cfg: ml_collections.ConfigDict, features=None) -> Modality:
   return modality
 
 
-def input_shape(cfg: ml_collections.ConfigDict, batch: int, test: bool = False) -> tuple[int, ...]:
-  """Shape of a batch of videos as the pipeline produces it (``test``: one test view)."""
+def input_shape(cfg: ml_collections.ConfigDict, batch: int, frames: int) -> tuple[int, ...]:
+  """Shape of a batch of videos made of ``frames`` sampled indices per video."""
   modality = get(cfg)
-  if cfg.sampler == "dense":
-    frames = cfg.clip_len
-  else:
-    segments = (cfg.get("num_test_segments", 0) or cfg.num_segments) if test else cfg.num_segments
-    frames = segments * (1 if cfg.get("modality", "rgb") != "rgb" else cfg.frames_per_segment)
-  return (batch, frames, cfg.crop, cfg.crop, modality.channels(cfg))
+  return (batch, frames // modality.stack(cfg), cfg.crop, cfg.crop, modality.channels(cfg))

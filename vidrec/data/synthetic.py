@@ -38,7 +38,7 @@ import tensorflow_datasets as tfds
 
 from vidrec.data import features as features_lib
 from vidrec.data import flow as flow_lib
-from vidrec.data.builders import common
+from vidrec.data.builders.pool import ordered_parallel_map
 
 FPS = 12.0
 
@@ -525,7 +525,7 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
     if cfg.flow:   # TV-L1 dominates: one process per core, as the real datasets' preparation
       flow_lib.require_cv2()
       make = functools.partial(generate_example, cfg, split)
-      for i, example in common.ordered_parallel_map(make, range(num_videos), os.cpu_count() or 1, _died):
+      for i, example in ordered_parallel_map(make, range(num_videos), os.cpu_count() or 1, _died):
         yield f"{split}_{i:06d}", example
       return
     for i in range(num_videos):

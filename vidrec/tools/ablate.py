@@ -1,6 +1,6 @@
 """Ablations: train + evaluate several config arms over several seeds; print a mean ± std table.
 
-  python -m vidrec.ablate --config configs/u2s_sthv2.py:ablation --workdir workdir/abl_u2s \
+  python -m vidrec.tools.ablate --config configs/u2s_sthv2.py:ablation --workdir workdir/abl_u2s \
       --arm "one-pass: model.variant=one_pass" --arm "U2S: model.variant=u2s" --seeds 0,1,2
 
 Each arm is ``NAME: key=value[, key=value ...]`` (config overrides, values parsed as Python literals
@@ -93,7 +93,7 @@ def main(argv):
       value = run_arm(config, os.path.join(_WORKDIR.value, slug, f"seed{seed}"), _METRIC.value)
       results.setdefault(name, []).append(value)
       print(f"{name} seed {seed}: {_METRIC.value}={value:.4f}", flush=True)
-  command = shlex.join(["python", "-m", "vidrec.ablate"] + sys.argv[1:])
+  command = shlex.join(["python", "-m", "vidrec.tools.ablate"] + sys.argv[1:])
   text = f"`{command}`\n\n{table(results, seeds, _METRIC.value)}\n"
   print(text)
   with open(os.path.join(_WORKDIR.value, "table.md"), "w") as f:

@@ -1,4 +1,4 @@
-"""Benchmark: python -m vidrec.bench --config configs/<model>_<dataset>.py[:variant] [--steps 20].
+"""Benchmark: python -m vidrec.tools.bench --config configs/<model>_<dataset>.py[:variant] [--steps 20].
 
 After compilation, measures train-step clips/s, eval (forward) clips/s, input-pipeline clips/s alone
 (training pipeline, and the test-view pipeline), XLA's FLOPs per clip (cost analysis) and peak memory;
@@ -11,7 +11,6 @@ import resource
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags

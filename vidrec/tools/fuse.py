@@ -1,8 +1,8 @@
 """Late fusion of evaluated models: a weighted sum of their per-video scores (e.g. SGN + Frame, paper
 000 Tables V-VII; two-stream RGB + flow).
 
-  python -m vidrec.fuse --member W_sgn/eval/test_scores.npz:logits:1.0 \
-                        --member W_frame/eval/test_scores.npz:logits:0.5 --out DIR
+  python -m vidrec.tools.fuse --member W_sgn/eval/test_scores.npz:logits:1.0 \
+                              --member W_frame/eval/test_scores.npz:logits:0.5 --out DIR
 
 Each member is ``SCORES.npz[:HEAD[:WEIGHT]]`` (``eval.py`` writes ``<workdir>/eval/<split>_scores.npz``
 with the aggregated per-video scores of every evaluated head; HEAD defaults to ``logits``, WEIGHT to
