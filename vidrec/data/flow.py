@@ -8,15 +8,12 @@ flow between frame t and frame t+1 warped back by the homography H (t -> t+1) th
 feature matches (SIFT + points displaced by the first flow), so a camera pan becomes ~zero flow.
 
 OpenCV's contrib module is an optional extra (``pip install -e ".[flow]"``); ``require_cv2`` says so.
-``python -m vidrec.data.flow`` measures the extraction speed (frame pairs per second per core).
+``python -m vidrec.tools.flow_speed`` measures the extraction speed (frame pairs per second per core).
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib.metadata
-import json
-import time
 
 import numpy as np
 
@@ -134,33 +131,3 @@ def extract(frames: np.ndarray, algorithm: str = "tvl1", warped: bool = False) -
     if warped:
       fields["warped_flow"].append(quantize(warped_tvl1(prev, nxt, flow)))
   return {k: np.stack(v) for k, v in fields.items() if v}
-
-
-def benchmark(size: int, pairs: int, warped: bool) -> dict:
-  """Frame pairs per second per core (OpenCV single-threaded) on synthetic_actions frames: per CPU
-  second of this process (independent of other jobs on the machine) and per wall second."""
-  from vidrec.data import synthetic  # pylint: disable=g-import-not-at-top
-  cv2 = require_cv2()
-  video = synthetic.render_video(0, np.random.default_rng(0), 64, pairs + 1)
-  video = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in video])
-  extract(video[:2], warped=warped)   # warm-up (solver construction)
-  start, cpu_start = time.perf_counter(), time.process_time()
-  extract(video, warped=warped)
-  seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-  return {"size": size, "pairs": pairs, "warped": warped, "wall_s": round(seconds, 3),
-          "cpu_s": round(cpu_seconds, 3), "pairs_per_cpu_s": round(pairs / cpu_seconds, 2),
-          "pairs_per_wall_s": round(pairs / seconds, 2)}
-
-
-def main(argv: list[str] | None = None) -> None:
-  p = argparse.ArgumentParser(prog="python -m vidrec.data.flow", description=benchmark.__doc__)
-  p.add_argument("--sizes", default="32,64,256", help="square frame sizes, comma-separated")
-  p.add_argument("--pairs", type=int, default=20)
-  p.add_argument("--warped", action="store_true", help="also compute the warped flow (2 TV-L1 per pair)")
-  args = p.parse_args(argv)
-  for size in (int(s) for s in args.sizes.split(",")):
-    print(json.dumps(benchmark(size, args.pairs, args.warped)), flush=True)
-
-
-if __name__ == "__main__":
-  main()
