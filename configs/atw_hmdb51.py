@@ -10,7 +10,8 @@ Three streams, then fusion 1 : 1 : 0.5 of the pre-softmax video scores (Sec. 3.3
       --member W_wflow/eval/test_scores.npz:logits:0.5 --out W_fused
 
 Variants (combine with commas): ``rgb`` (default) | ``flow`` | ``warped_flow``, ``split1`` (default) |
-``split2`` | ``split3``, ``synthetic``. Consensus (Table 1): --config.model.consensus=avg|max|attention|positional.
+``split2`` | ``split3``, ``synthetic``, ``positional`` (the positional reading of the attention layer).
+Consensus (Table 1): --config.model.consensus=avg|max|attention|positional.
 """
 from configs.recipes.atw import atw_config
 

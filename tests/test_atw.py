@@ -162,5 +162,7 @@ def test_configs_follow_sec_3_3():
   assert flow.dataset.name == "ucf101/split2_s256_tvl1_warped"
   synthetic = atw_config("warped_flow,synthetic", "hmdb51", ("split1",))
   assert synthetic.dataset.name == "synthetic_actions/flow" and synthetic.input.modality == "warped_flow"
+  pos = atw_config("rgb,synthetic,positional", "ucf101", ("split1",))
+  assert pos.model.consensus == "positional" and pos.input.num_test_segments == 78   # multiple of N = 3
   with pytest.raises(ValueError, match="one stream"):
     atw_config("rgb,flow", "ucf101", ("split1",))

@@ -78,10 +78,17 @@ def atw_synthetic(c: ml_collections.ConfigDict, modality: str, steps: int = 1500
   c.eval.update(aggregation="mean_logits", batch_size=8)
 
 
+def positional(c: ml_collections.ConfigDict) -> None:
+  """The positional reading of the attention layer (docs/models/atw.md reading 2): per-position weights
+  on the weighted sum, no activation, test snippets a multiple of N (80 rounded down)."""
+  c.model.update(consensus="positional", attention_activation="none")
+  c.input.num_test_segments = 80 - 80 % c.input.num_segments
+
+
 def atw_config(arg: str, dataset: str, splits: tuple[str, ...]) -> ml_collections.ConfigDict:
   """``get_config`` of ``configs/atw_<dataset>.py``: variants ``rgb`` (default) | ``flow`` |
-  ``warped_flow``, a split, ``synthetic``."""
-  options = parse_variant(arg, MODALITIES + splits + ("synthetic",))
+  ``warped_flow``, a split, ``synthetic``, ``positional``."""
+  options = parse_variant(arg, MODALITIES + splits + ("synthetic", "positional"))
   if len(options & set(MODALITIES)) > 1 or len(options & set(splits)) > 1:
     raise ValueError(f"choose one stream of {MODALITIES} and one split of {splits}, got {sorted(options)}")
   modality = next((m for m in MODALITIES if m in options), "rgb")
@@ -91,4 +98,6 @@ def atw_config(arg: str, dataset: str, splits: tuple[str, ...]) -> ml_collection
     atw_synthetic(c, modality)
   else:
     atw_paper_recipe(c, f"{dataset}/{split}_s256_tvl1_warped", modality)
+  if "positional" in options:
+    positional(c)
   return c
