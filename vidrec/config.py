@@ -22,8 +22,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 50
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
+  # Memory levers (vidrec.memory, docs/scaling.md): micro-batches per step; False = per-device BatchNorm.
+  c.accum_steps = 1
+  c.sync_batch_norm = True
 
-  c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "float32", "param_dtype": "float32"})
+  # dtype "auto": bfloat16 compute on GPU/TPU, float32 on CPU; remat: recompute each residual block.
+  c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "auto", "param_dtype": "float32",
+                                       "remat": False})
   c.dataset = ml_collections.ConfigDict({
       "name": "synthetic_actions", "data_dir": "", "train_split": "train", "eval_split": "test"})
   c.input = ml_collections.ConfigDict({
@@ -70,6 +75,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"input.short_video must be one of {samplers.SHORT_VIDEO_MODES}")
   if config.input.test_spatial not in samplers.SPATIAL_SCHEMES:
     raise ValueError(f"input.test_spatial must be one of {samplers.SPATIAL_SCHEMES}")
-  for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps"):
+  for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps", "accum_steps"):
     if config[key] <= 0:
       raise ValueError(f"{key} must be positive, got {config[key]}")

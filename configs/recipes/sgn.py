@@ -38,6 +38,7 @@ def frame_model(c: ml_collections.ConfigDict, depth: int = 18) -> None:
   width = c.model.get("width", 64)
   c.model = ml_collections.ConfigDict({
       "name": "resnet2d_frame", "depth": depth, "width": width, "dropout": 0.0,
-      "zero_init_residual": False, "dtype": "float32", "param_dtype": "float32"})
+      "zero_init_residual": False, "dtype": c.model.get("dtype", "auto"),
+      "param_dtype": c.model.get("param_dtype", "float32"), "remat": c.model.get("remat", False)})
   c.input.update(sampler="dense", clip_len=1, stride=1, num_test_clips=16)
   c.eval.aggregation = "mean_softmax"

@@ -73,6 +73,13 @@ class Conv(nn.Module):
     return y
 
 
+def remat_block(block_cls: type[nn.Module], enabled: bool) -> type[nn.Module]:
+  """``block_cls`` or, when enabled (``config.model.remat``), its rematerialised version: only the
+  block's input is kept for the backward pass, its activations are recomputed (``block(x, train)``,
+  ``train`` static). Parameter names are unchanged."""
+  return nn.remat(block_cls, static_argnums=(2,)) if enabled else block_cls
+
+
 def same_padding(kernel: Sequence[int]) -> tuple[tuple[int, int], ...]:
   """Symmetric padding k//2 per axis (3x7x7 -> 1x3x3, as in SGN Sec. IV-B)."""
   return tuple((k // 2, k // 2) for k in kernel)

@@ -48,6 +48,7 @@ Config keys (``config.model``; defaults in brackets):
 * ``combine_mn`` [False]: also fuse the MN ("bridge") prediction (Table I's last row).
 * ``tsm_fold_div`` [8]: TSM shifts ``C // fold_div`` channels each way.
 * ``dropout_rate`` [0.0]: dropout before the classifiers (the paper does not mention any).
+* ``remat`` [False]: recompute every residual block in the backward pass (``layers.remat_block``).
 * ``dtype`` / ``param_dtype`` ["float32"]: compute / parameter dtypes (``vidrec.models.dtype_of``).
 
 Outputs (``[B, ...]`` unless noted): ``logits`` (combined), ``logits_un``, ``features_un`` (pooled,
@@ -76,7 +77,7 @@ import ml_collections
 from vidrec.losses import LOSSES, cross_entropy
 from vidrec.models import MODELS, dtype_of
 from vidrec.models import csm as csm_lib
-from vidrec.models.layers import HE_FAN_OUT, Conv, ConvBN, Dtype, batch_norm
+from vidrec.models.layers import HE_FAN_OUT, Conv, ConvBN, Dtype, batch_norm, remat_block
 
 VARIANTS = ("u2s", "simple", "soft_csm", "no_mn", "non_local", "oracle", "one_pass")
 MN_VARIANTS = ("u2s", "simple", "soft_csm", "oracle")
@@ -181,6 +182,7 @@ class _Trunk(nn.Module):
   preact: bool
   num_segments: int = 0           # > 0: TSM shifts
   fold_div: int = 8
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -192,10 +194,11 @@ class _Trunk(nn.Module):
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     for g in (0, 1):
       for b in range(blocks[g]):
-        x = _Block(self.width * 2 ** g, stride=2 if (g > 0 and b == 0) else 1, bottleneck=bottleneck,
-                   ndim=2, preact=self.preact, skip_preact=self.preact and g == 0 and b == 0,
-                   num_segments=self.num_segments, fold_div=self.fold_div, dtype=self.dtype,
-                   param_dtype=self.param_dtype, name=f"group{g}_block{b}")(x, train)
+        block = remat_block(_Block, self.remat)
+        x = block(self.width * 2 ** g, stride=2 if (g > 0 and b == 0) else 1, bottleneck=bottleneck,
+                  ndim=2, preact=self.preact, skip_preact=self.preact and g == 0 and b == 0,
+                  num_segments=self.num_segments, fold_div=self.fold_div, dtype=self.dtype,
+                  param_dtype=self.param_dtype, name=f"group{g}_block{b}")(x, train)
     return x
 
 
@@ -211,6 +214,7 @@ class _Top(nn.Module):
   preact: bool
   num_segments: int
   fold_div: int = 8
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -223,10 +227,11 @@ class _Top(nn.Module):
       x = x.reshape((-1, t) + x.shape[1:])
     for g in (2, 3):
       for b in range(blocks[g]):
-        x = _Block(self.width * 2 ** g, stride=2 if b == 0 else 1, bottleneck=bottleneck,
-                   ndim=3 if three_d else 2, preact=self.preact,
-                   num_segments=0 if three_d else t, fold_div=self.fold_div, dtype=self.dtype,
-                   param_dtype=self.param_dtype, name=f"group{g}_block{b}")(x, train)
+        block = remat_block(_Block, self.remat)
+        x = block(self.width * 2 ** g, stride=2 if b == 0 else 1, bottleneck=bottleneck,
+                  ndim=3 if three_d else 2, preact=self.preact,
+                  num_segments=0 if three_d else t, fold_div=self.fold_div, dtype=self.dtype,
+                  param_dtype=self.param_dtype, name=f"group{g}_block{b}")(x, train)
     if self.preact:
       x = nn.relu(batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype, name="final_bn")(x))
     if not three_d:
@@ -304,6 +309,7 @@ class U2S(nn.Module):
   combine_mn: bool = False
   tsm_fold_div: int = 8
   dropout_rate: float = 0.0
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -337,11 +343,11 @@ class U2S(nn.Module):
     tsm = self.base == "tsm"
     common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     top = functools.partial(_Top, self.depth, self.width, self.base, preact, t,
-                            fold_div=self.tsm_fold_div, **common)
+                            fold_div=self.tsm_fold_div, remat=self.remat, **common)
 
     x = video.astype(self.dtype).reshape(b * t, h, w, ch)
     x = _Trunk(self.depth, self.width, preact, num_segments=t if tsm else 0,
-               fold_div=self.tsm_fold_div, name="res2d", **common)(x, train)
+               fold_div=self.tsm_fold_div, remat=self.remat, name="res2d", **common)(x, train)
 
     f_un = top(name="un_top")(x, train)                                          # [B, T, h, w, C]
     pooled_un = jnp.mean(f_un, axis=(1, 2, 3))
@@ -410,7 +416,7 @@ class U2S(nn.Module):
 
 _KEYS = ("depth", "width", "base", "preact", "variant", "mask_norm", "csm_distance", "csm_alpha",
          "csm_num_confusing", "csm_warmup_steps", "stats_momentum", "combine", "combine_mn",
-         "tsm_fold_div", "dropout_rate")
+         "tsm_fold_div", "dropout_rate", "remat")
 
 
 @MODELS.register("u2s")

@@ -22,6 +22,8 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from vidrec import fs
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Base config of every arm.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the runs.")
 _ARMS = flags.DEFINE_multi_string("arm", [], "NAME: key=value, key=value ...")
@@ -61,12 +63,11 @@ def _lookup(report: dict, key: str) -> float:
 
 def run_arm(config, workdir: str, metric: str) -> float:
   from vidrec import evaluate, trainer  # pylint: disable=g-import-not-at-top
-  path = os.path.join(workdir, "eval", f"{config.dataset.eval_split}_report.json")
-  if not os.path.exists(path):
+  path = fs.path(workdir) / "eval" / f"{config.dataset.eval_split}_report.json"
+  if not path.exists():
     trainer.train(config, workdir)
     evaluate.evaluate(config, workdir)
-  with open(path) as f:
-    return _lookup(json.load(f), metric)
+  return _lookup(json.loads(path.read_text()), metric)
 
 
 def table(results: dict[str, list[float]], seeds: list[int], metric: str) -> str:
@@ -96,8 +97,7 @@ def main(argv):
   command = shlex.join(["python", "-m", "vidrec.tools.ablate"] + sys.argv[1:])
   text = f"`{command}`\n\n{table(results, seeds, _METRIC.value)}\n"
   print(text)
-  with open(os.path.join(_WORKDIR.value, "table.md"), "w") as f:
-    f.write(text)
+  (fs.path(_WORKDIR.value) / "table.md").write_text(text)
 
 
 if __name__ == "__main__":

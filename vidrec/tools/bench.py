@@ -48,7 +48,7 @@ def run(config, steps: int, input_batches: int) -> dict:
            "label": rng.integers(0, s.num_classes, batch_size).astype(np.int32)}
   batch = jax.device_put(batch, sharded)
   step = jax.jit(trainer.make_train_step(s.model, s.tx, losses.LOSSES.get(config.loss.name), config.loss,
-                                         s.schedule, jax.random.key(1)),
+                                         s.schedule, jax.random.key(1), config, s.mesh),
                  in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
   compiled_step = step.lower(ts, batch).compile()
   state = {"ts": ts}

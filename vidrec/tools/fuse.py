@@ -17,7 +17,7 @@ from typing import Mapping
 import numpy as np
 from absl import app, flags
 
-from vidrec import evaluate
+from vidrec import evaluate, fs
 
 _MEMBERS = flags.DEFINE_multi_string("member", [], "SCORES.npz[:HEAD[:WEIGHT]]")
 _OUT = flags.DEFINE_string("out", None, "Output folder for the fused report.")
@@ -47,7 +47,7 @@ def fuse_files(members: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
   scores, weights, labels, class_names = {}, {}, None, None
   for i, spec in enumerate(members):
     path, head, weight = parse_member(spec)
-    data = np.load(path)
+    data = fs.load_npz(path)
     if head not in data:
       raise KeyError(f"{path} has no head {head!r}; it has {[k for k in data if k not in ('labels', 'class_names')]}")
     if labels is not None and not np.array_equal(labels, data["labels"]):
