@@ -169,7 +169,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size,
                              process_index=jax.process_index(), process_count=jax.process_count())
   local_batch = config.eval.batch_size // jax.process_count()
-  blank = {"video": np.zeros(trainer.input_shape(config, local_batch), np.float32),
+  blank = {"video": np.zeros(trainer.input_shape(config, local_batch, test=True), np.float32),
            "label": np.zeros(local_batch, np.int32), "video_index": np.zeros(local_batch, np.int32),
            "mask": np.zeros(local_batch, bool)}
   views, labels = collect_view_outputs(apply_fn, trainer.variables_of(ts), ds, s.mesh, heads, blank)

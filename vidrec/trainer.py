@@ -22,7 +22,7 @@ from absl import logging
 
 from vidrec import config as config_lib
 from vidrec import fs, init_from, losses, memory, metrics, optim, parallel
-from vidrec.data import datasets, pipeline
+from vidrec.data import datasets, modalities, pipeline
 from vidrec.models import build_model
 
 
@@ -37,14 +37,20 @@ class NonFiniteLossError(FloatingPointError):
   pass
 
 
+_LENGTH_PROBE = 1000   # a video length at which to ask the test sampler for the length of its views
+
+
 def variables_of(ts: TrainState) -> dict:
   return {"params": ts.params, **ts.model_state}
 
 
-def input_shape(config: ml_collections.ConfigDict, batch: int) -> tuple[int, ...]:
-  """Shape of a batch of videos as the pipeline produces it (the sampler says its clip length)."""
-  frames = pipeline.make_sampler(config.input).num_frames
-  return (batch, frames, config.input.crop, config.input.crop, 3)
+def input_shape(config: ml_collections.ConfigDict, batch: int, test: bool = False) -> tuple[int, ...]:
+  """Shape of a batch of videos as the pipeline produces it: the sampler says its clip length (``test``:
+  the length of one test view, which the test sampler gives), the modality how many of those frames
+  form one input step and its channels."""
+  sampler = pipeline.make_sampler(config.input)
+  frames = sampler.test(_LENGTH_PROBE).shape[1] if test else sampler.num_frames
+  return modalities.input_shape(config.input, batch, frames)
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,

@@ -119,12 +119,14 @@ def _dense(clip_len: int, stride: int = 1, num_test_clips: int = 10, short_video
 
 @TEMPORAL_SAMPLERS.register("segments")
 def _segments(num_segments: int, frames_per_segment: int = 1, short_video: str = "loop",
-              **unused) -> TemporalSampler:
-  """TSN segments: random offset per segment in training, segment centres at test (one view)."""
+              num_test_segments: int = 0, **unused) -> TemporalSampler:
+  """TSN segments: random offset per segment in training, the centres of ``num_test_segments``
+  segments at test (one view; 0 = ``num_segments``; ATW tests on 80 uniformly sampled snippets)."""
   del unused
+  test_segments = num_test_segments or num_segments
   return TemporalSampler(
       lambda n, rng: segments(n, num_segments, rng, frames_per_segment, short_video),
-      lambda n: segments(n, num_segments, None, frames_per_segment, short_video)[None],
+      lambda n: segments(n, test_segments, None, frames_per_segment, short_video)[None],
       num_frames=num_segments * frames_per_segment)
 
 
