@@ -71,6 +71,18 @@ def non_overlapping_clips(num_frames: int, clip_len: int, stride: int = 1,
   return np.stack([dense_clip(num_frames, clip_len, stride, k * span, short_video) for k in range(count)])
 
 
+def sliding_clips(num_frames: int, clip_len: int, stride: int, clip_stride: int,
+                  short_video: str = "pad") -> np.ndarray:
+  """Test: a clip starting at every ``clip_stride``-th frame from the first, as long as the clip fits
+  (JointLSTM, paper 001 Sec. 3.5); a video shorter than one clip gives one clip from frame 0, completed
+  by ``short_video``. int32[1 + (T - span) // clip_stride, clip_len]."""
+  if clip_stride < 1:
+    raise ValueError(f"clip_stride must be >= 1, got {clip_stride}")
+  max_start = max(num_frames - clip_span(clip_len, stride), 0)
+  return np.stack([dense_clip(num_frames, clip_len, stride, s, short_video)
+                   for s in range(0, max_start + 1, clip_stride)])
+
+
 def segments(num_frames: int, num_segments: int, rng: np.random.Generator | None = None,
              frames_per_segment: int = 1, short_video: str = "loop") -> np.ndarray:
   """TSN sampling: split the video into ``num_segments`` equal parts and take ``frames_per_segment``
@@ -98,11 +110,14 @@ TEMPORAL_SAMPLERS: Registry[Callable[..., TemporalSampler]] = Registry("input.sa
 
 @TEMPORAL_SAMPLERS.register("dense")
 def _dense(clip_len: int, stride: int = 1, num_test_clips: int = 10, short_video: str = "loop",
-           **unused) -> TemporalSampler:
+           test_clip_stride: int = 0, **unused) -> TemporalSampler:
   """Dense clips: random clip in training, ``num_test_clips`` evenly spaced clips at test
-  (``num_test_clips=0`` means every non-overlapping clip)."""
+  (``num_test_clips=0`` means every non-overlapping clip); ``test_clip_stride=s > 0`` instead tests a
+  clip at every s-th start (``sliding_clips``)."""
   del unused
-  if num_test_clips == 0:
+  if test_clip_stride > 0:
+    test = lambda n: sliding_clips(n, clip_len, stride, test_clip_stride, short_video)
+  elif num_test_clips == 0:
     test = lambda n: non_overlapping_clips(n, clip_len, stride, short_video)
   else:
     test = lambda n: test_dense_clips(n, clip_len, stride, num_test_clips, short_video)
