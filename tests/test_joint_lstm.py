@@ -28,10 +28,10 @@ def _video(seed=0, t=T, s=S):
   return jax.random.normal(jax.random.key(seed), (N, t, s, s, 3))
 
 
-@pytest.mark.parametrize("fusion", ["early", "late"])
-@pytest.mark.parametrize("branches,conv_type", [(("pool4", "conv5_3"), "3d"), (("conv5_3",), "2d"),
-                                                (("pool4", "conv5_3"), "none")])
-def test_output_shapes(fusion, branches, conv_type):
+@pytest.mark.parametrize("branches,conv_type,fusion", [(("pool4", "conv5_3"), "3d", "late"),
+                                                       (("conv5_3",), "2d", "late"),
+                                                       (("pool4", "conv5_3"), "none", "early")])
+def test_output_shapes(branches, conv_type, fusion):
   model = JointLSTM(num_classes=C, branches=branches, conv_type=conv_type, fusion=fusion, **TINY)
   video = _video()
   out = model.apply(_init(model, video), video, train=False)
@@ -252,4 +252,20 @@ def test_configs_build_the_model(monkeypatch):
   model = build_model(s.model, 12)
   video = jnp.zeros((1, s.input.clip_len, s.input.crop, s.input.crop, 3))
   out = jax.eval_shape(lambda v: model.init_with_output({"params": jax.random.key(0)}, v)[0], video)
-  chex.assert_shape(out["attention"], (1, 16, 16))
+  chex.assert_shape(out["attention"], (1, s.input.clip_len, 16))
+
+
+def test_visualisation_helpers(tmp_path):
+  from vidrec.tools import visualize_joint_lstm as vis
+  att = np.zeros((3, 4), np.float32)
+  att[:, 3] = 1.0                                                     # all attention bottom-right
+  up = vis.upsample(att, (8, 8))
+  assert up.shape == (3, 8, 8) and up[:, -1, -1].min() == 1.0 and up[:, 0, 0].max() == 0.0
+  vis.render_attention([np.full((3, 8, 8, 3), 128.0)], [att], ["a"], str(tmp_path / "att.png"))
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 1, "loss/lstm": 2.0}\n{"step": 2, "loss/lstm": 1.5}\n')
+  steps, values = vis.read_curve(str(tmp_path / "run"))
+  np.testing.assert_array_equal(steps, [1, 2])
+  np.testing.assert_array_equal(values, [2.0, 1.5])
+  vis.render_curves([(str(tmp_path / "run"), "x")], str(tmp_path / "loss.png"))
+  assert (tmp_path / "att.png").stat().st_size > 0 and (tmp_path / "loss.png").stat().st_size > 0

@@ -19,7 +19,9 @@ Per clip of T frames (L1 = 30 in the paper):
    and whose softmax is that mean, so ``majority_vote`` / ``mean_softmax`` over clips work unchanged.
 
 Config keys (``config.model``; defaults = the paper's readings): ``branches`` [("pool4", "conv5_3")],
-``vgg_width`` [64], ``finetune_vgg`` [False], ``conv_type`` ["3d" | "2d" | "none"], ``conv_channels``
+``vgg_width`` [64], ``finetune_vgg`` [False], ``tap_scale`` [1.0: multiplies the taps; a frozen
+random-init stand-in's taps are ~2^-5 of unit scale, since lecun init halves the variance per ReLU],
+``conv_type`` ["3d" | "2d" | "none"], ``conv_channels``
 [256], ``reduce`` ["stride2" | "conv_pool" | "same"], ``ds_hidden`` [1024], ``ds_pool`` ["flatten" |
 "gap"], ``input_units`` [1024], ``hidden`` [1024], ``num_layers`` [3], ``fusion`` ["late" | "early"],
 ``pyramid`` [True], ``final_gate_bias`` [False], ``detach_3d_from_lstm`` [False], ``dropout`` [0.5],
@@ -105,6 +107,7 @@ class JointLSTM(nn.Module):
   branches: Sequence[str] = ("pool4", "conv5_3")
   vgg_width: int = 64
   finetune_vgg: bool = False
+  tap_scale: float = 1.0
   conv_type: str = "3d"
   conv_channels: int = 256
   reduce: str = "stride2"
@@ -152,6 +155,7 @@ class JointLSTM(nn.Module):
     maps = []
     for b in self.branches:
       f = taps[b] if self.finetune_vgg else jax.lax.stop_gradient(taps[b])
+      f = f * self.tap_scale if self.tap_scale != 1.0 else f
       x = f.reshape((n, t) + f.shape[1:])
       if self.conv_type != "none":
         x = ShortTermConvNet(self.conv_channels, self.conv_type, self.reduce, self.dtype, self.param_dtype,
@@ -187,7 +191,7 @@ def clip_logits(step_logits: jnp.ndarray, last_steps: int) -> jnp.ndarray:
   return jax.nn.logsumexp(logp, axis=1) - jnp.log(float(last_steps))
 
 
-_KEYS = ("branches", "vgg_width", "finetune_vgg", "conv_type", "conv_channels", "reduce", "ds_hidden",
+_KEYS = ("branches", "vgg_width", "finetune_vgg", "tap_scale", "conv_type", "conv_channels", "reduce", "ds_hidden",
          "ds_pool", "input_units", "hidden", "num_layers", "fusion", "pyramid", "final_gate_bias",
          "detach_3d_from_lstm", "dropout", "last_steps")
 
