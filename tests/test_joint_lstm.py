@@ -21,7 +21,7 @@ N, T, S, C = 2, 5, 32, 7   # 32x32 frames -> pool4/conv5_3 maps 2x2, K2 = 4
 
 
 def _init(model, video):
-  return model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, video)
+  return jax.jit(model.init)({"params": jax.random.key(0), "dropout": jax.random.key(1)}, video)
 
 
 def _video(seed=0, t=T, s=S):
@@ -34,7 +34,7 @@ def _video(seed=0, t=T, s=S):
 def test_output_shapes(branches, conv_type, fusion):
   model = JointLSTM(num_classes=C, branches=branches, conv_type=conv_type, fusion=fusion, **TINY)
   video = _video()
-  out = model.apply(_init(model, video), video, train=False)
+  out = jax.jit(model.apply)(_init(model, video), video)
   k2 = 4
   chex.assert_shape(out["logits"], (N, C))
   chex.assert_shape([out["step_logits"], out["probs"]], (N, T, C))
@@ -155,17 +155,18 @@ def test_scan_equals_unrolled_loop():
   video = _video(1)
   variables = _init(model, video)
   variables = jax.tree.map(lambda a: a + 0.2 * jax.random.normal(jax.random.key(a.size), a.shape), variables)
-  out = model.apply(variables, video)
   # The cell's input sequence: the convnet maps, computed by the model's own submodules.
-  _, inter = model.apply(variables, video, capture_intermediates=lambda m, _: m.name in ("conv_pool4", "conv_conv5_3"),
-                         mutable=["intermediates"])
+  capture = lambda m, _: m.name in ("conv_pool4", "conv_conv5_3")
+  out, inter = jax.jit(lambda v, x: model.apply(v, x, capture_intermediates=capture, mutable=["intermediates"]))(
+      variables, video)
   maps = [inter["intermediates"][f"conv_{b}"]["__call__"][0] for b in ("pool4", "conv5_3")]
   x = jnp.stack([m.reshape(m.shape[:2] + (-1, m.shape[-1])) for m in maps], 2)
   cell = AttentionLSTMStack(hidden=12, input_units=12)
   carry = cell.initialize_carry(None, x[:, 0].shape)
+  step = jax.jit(cell.apply)
   hs, atts = [], []
   for t in range(T):
-    carry, y = cell.apply({"params": variables["params"]["rnn"]["cell"]}, carry, x[:, t])
+    carry, y = step({"params": variables["params"]["rnn"]["cell"]}, carry, x[:, t])
     hs.append(y["h"])
     atts.append(y["attention"])
   np.testing.assert_allclose(out["attention"], jnp.stack(atts, 1), rtol=1e-5, atol=1e-6)
@@ -185,7 +186,7 @@ def test_gradients_reach_convnet_not_frozen_vgg(finetune):
     out = model.apply({"params": p}, video, train=True, rngs={"dropout": jax.random.key(0)})
     return sum(joint_lstm_loss(out, labels, ml_collections.ConfigDict(), p).values())
 
-  grads = jax.grad(loss)(params)
+  grads = jax.jit(jax.grad(loss))(params)
   norm = lambda tree: float(sum(jnp.abs(g).sum() for g in jax.tree.leaves(tree)))
   for name in ("conv_pool4", "conv_conv5_3", "ds_pool4", "rnn", "classifier"):
     assert norm(grads[name]) > 0, name
