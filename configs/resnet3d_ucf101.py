@@ -6,17 +6,18 @@
 
 Variants (combine with commas): ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``.
 """
-from vidrec.config import base_config, parse_variant, sgn_paper_recipe, synthetic_clips
+from configs.recipes import common, sgn
+from vidrec.config import base_config
 
 SPLITS = ("split1", "split2", "split3")
 
 
 def get_config(arg: str = ""):
-  options = parse_variant(arg, SPLITS + ("synthetic",))
+  options = common.parse_variant(arg, SPLITS + ("synthetic",))
   split = next((s for s in SPLITS if s in options), "split1")
   c = base_config()
   c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, dropout=0.0)
-  sgn_paper_recipe(c, f"ucf101/{split}", decay_every=10_000)
+  sgn.sgn_paper_recipe(c, f"ucf101/{split}", decay_every=10_000)
   if "synthetic" in options:
-    synthetic_clips(c)
+    common.synthetic_clips(c)
   return c

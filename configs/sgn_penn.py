@@ -9,18 +9,19 @@ SGN + Frame), ``synthetic``. Schedule: x0.1 every 5,000 iterations.
 SGN + Frame (Tables V-VII): train both, evaluate both with mean-softmax scores, then fuse:
   python train.py --config configs/sgn_penn.py:frame --workdir W_frame
   python eval.py --config configs/sgn_penn.py --workdir W_sgn --config.eval.aggregation=mean_softmax
-  python -m vidrec.fuse --member W_sgn/eval/test_scores.npz:logits:1 --member W_frame/eval/test_scores.npz:logits:1 --out W_fused
+  python -m vidrec.tools.fuse --member W_sgn/eval/test_scores.npz:logits:1 --member W_frame/eval/test_scores.npz:logits:1 --out W_fused
 """
-from vidrec.config import base_config, frame_model, parse_variant, sgn_model, sgn_paper_recipe, synthetic_clips
+from configs.recipes import common, sgn
+from vidrec.config import base_config
 
 
 def get_config(arg: str = ""):
-  options = parse_variant(arg, ("fusion", "frame", "synthetic"))
+  options = common.parse_variant(arg, ("fusion", "frame", "synthetic"))
   c = base_config()
-  sgn_model(c, "M", "all_rib" if "fusion" in options else "3b")
-  sgn_paper_recipe(c, "penn_action/default", decay_every=5_000)
+  sgn.sgn_model(c, "M", "all_rib" if "fusion" in options else "3b")
+  sgn.sgn_paper_recipe(c, "penn_action/default", decay_every=5_000)
   if "synthetic" in options:
-    synthetic_clips(c)
+    common.synthetic_clips(c)
   if "frame" in options:
-    frame_model(c)
+    sgn.frame_model(c)
   return c

@@ -12,21 +12,22 @@ Any placement: --config.model.sgm_blocks="2a,2b" | all_rib | all_rcb | all; cros
 SGN + Frame (Tables V-VII): train both, evaluate both with mean-softmax scores, then fuse:
   python train.py --config configs/sgn_ucf101.py:frame --workdir W_frame
   python eval.py --config configs/sgn_ucf101.py --workdir W_sgn --config.eval.aggregation=mean_softmax
-  python -m vidrec.fuse --member W_sgn/eval/test_scores.npz:logits:1 --member W_frame/eval/test_scores.npz:logits:1 --out W_fused
+  python -m vidrec.tools.fuse --member W_sgn/eval/test_scores.npz:logits:1 --member W_frame/eval/test_scores.npz:logits:1 --out W_fused
 """
-from vidrec.config import base_config, frame_model, parse_variant, sgn_model, sgn_paper_recipe, synthetic_clips
+from configs.recipes import common, sgn
+from vidrec.config import base_config
 
 SPLITS = ("split1", "split2", "split3")
 
 
 def get_config(arg: str = ""):
-  options = parse_variant(arg, SPLITS + ("fusion", "frame", "synthetic"))
+  options = common.parse_variant(arg, SPLITS + ("fusion", "frame", "synthetic"))
   split = next((s for s in SPLITS if s in options), "split1")
   c = base_config()
-  sgn_model(c, "G", "4a,4b" if "fusion" in options else "3b")
-  sgn_paper_recipe(c, f"ucf101/{split}", decay_every=10_000)
+  sgn.sgn_model(c, "G", "4a,4b" if "fusion" in options else "3b")
+  sgn.sgn_paper_recipe(c, f"ucf101/{split}", decay_every=10_000)
   if "synthetic" in options:
-    synthetic_clips(c)
+    common.synthetic_clips(c)
   if "frame" in options:
-    frame_model(c)
+    sgn.frame_model(c)
   return c

@@ -16,6 +16,7 @@ TSM's multi-scale cropping approximated by short-side jitter in [224, 340]; no h
 labels depend on direction; --config.input.flip=True uses the SSv2 flip label map). Test: one clip of
 8 segment centres, centre crop (TSM's single-view protocol); --config.input.test_spatial=three for 3 crops.
 """
+from configs.recipes import u2s
 from vidrec.config import base_config
 
 STEPS_PER_EPOCH = 2640
@@ -23,12 +24,7 @@ STEPS_PER_EPOCH = 2640
 
 def get_config(arg: str = ""):
   c = base_config()
-  c.model.update({
-      "name": "u2s", "depth": 50, "width": 64, "base": "top_heavy", "preact": None, "variant": "u2s",
-      "mask_norm": "sigmoid_residual", "csm_distance": "cosine", "csm_alpha": None,
-      "csm_num_confusing": 5, "csm_warmup_steps": 2 * STEPS_PER_EPOCH, "stats_momentum": 0.99,
-      "combine": "mean_softmax", "combine_mn": False, "tsm_fold_div": 8, "dropout_rate": 0.5})
-  c.loss.update({"name": "u2s", "w_regular_weight": 0.5, "w_similarity": "clipped_cosine"})
+  u2s.u2s_model(c, csm_warmup_steps=2 * STEPS_PER_EPOCH)
   c.dataset.update(name="ssv2/default_s256", train_split="train", eval_split="validation")
   c.input.update(sampler="segments", num_segments=8, frames_per_segment=1, resize=(256,),
                  scale_jitter=(224, 340), crop=224, flip=False, test_spatial="center")
@@ -38,23 +34,9 @@ def get_config(arg: str = ""):
   c.num_train_steps = 50 * STEPS_PER_EPOCH
   c.checkpoint_every_steps = 2000
   c.log_every_steps = 100
-  c.eval.update(heads=("logits", "logits_un", "logits_csn"), aggregation="mean_softmax", batch_size=64)
+  c.eval.update(aggregation="mean_softmax", batch_size=64)
   if arg in ("synthetic", "ablation"):
-    synthetic(c, ablation=arg == "ablation")
+    u2s.synthetic_segments(c, ablation=arg == "ablation")
   elif arg:
     raise ValueError(f"Unknown variant {arg!r}; use '', 'synthetic' or 'ablation'.")
   return c
-
-
-def synthetic(c, ablation: bool = False) -> None:
-  """CPU-sized: ResNet-18 top-heavy U2S, width 8, 8 segments of 40x40 on ``synthetic_actions``
-  (whose left/right classes swap under a flip, so flipping uses its label map)."""
-  c.model.update(depth=18, width=8, csm_warmup_steps=150 if ablation else 300, dropout_rate=0.0)
-  c.dataset.update(name="synthetic_actions", train_split="train", eval_split="test")
-  c.input.update(num_segments=8, resize=(46,), scale_jitter=(40, 52), crop=40, flip=True)
-  c.optimizer.update(lr=0.1, schedule="cosine", warmup_steps=100, weight_decay=1e-4, decay_steps=())
-  c.batch_size = 16
-  c.num_train_steps = 400 if ablation else 1200
-  c.checkpoint_every_steps = 400
-  c.log_every_steps = 50
-  c.eval.batch_size = 32

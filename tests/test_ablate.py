@@ -1,7 +1,7 @@
 """The ablation runner's arm parsing, config overrides and table."""
 import numpy as np
 
-from vidrec import ablate
+from vidrec.tools import ablate
 from vidrec.config import base_config
 
 

@@ -21,6 +21,7 @@ import fixtures_video as fx  # noqa: E402  pylint: disable=g-import-not-at-top
 from vidrec.data import prepare  # noqa: E402
 from vidrec.data.builders import BUILDERS  # noqa: E402
 from vidrec.data.builders import common  # noqa: E402
+from vidrec.data.builders import pool  # noqa: E402
 from vidrec.data.builders import ssv2 as ssv2_lib  # noqa: E402
 from vidrec.data.builders import video_folder as vf_lib  # noqa: E402
 
@@ -266,7 +267,7 @@ def _maybe_die(x: int) -> int:
 
 def test_parallel_map_is_ordered_and_survives_a_dying_worker():
   items = list(range(8))
-  out = list(common.ordered_parallel_map(_maybe_die, items, workers=2,
+  out = list(pool.ordered_parallel_map(_maybe_die, items, workers=2,
                                          on_crash=lambda x: -1, max_in_flight=3))
   assert [i for i, _ in out] == items
   assert [r for _, r in out] == [0, 1, 4, -1, 16, 25, 36, 49]

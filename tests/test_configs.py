@@ -5,10 +5,11 @@ import os
 
 import pytest
 
+from configs.recipes import common
 from vidrec import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py")) if not p.endswith("__init__.py"))
 
 
 def _load(path):
@@ -39,5 +40,5 @@ def test_sgn_variants(name):
 def test_unknown_variant_is_an_error():
   with pytest.raises(ValueError, match="Unknown config variant"):
     _load(os.path.join(ROOT, "configs", "sgn_ucf101.py")).get_config("synthetc")
-  options = config_lib.parse_variant("synthetic, fusion", ("fusion", "synthetic"))
+  options = common.parse_variant("synthetic, fusion", ("fusion", "synthetic"))
   assert options == {"synthetic", "fusion"}

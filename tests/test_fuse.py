@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from vidrec import fuse
+from vidrec.tools import fuse
 
 
 def test_fuse_scores_hand_computed():

@@ -1,5 +1,5 @@
 """Two processes x 2 CPU devices (jax.distributed on 127.0.0.1, gloo collectives) train and evaluate
-exactly like one process x 4 devices."""
+exactly like one process x 4 devices (evaluation: all-reduced counts, per-process score shards)."""
 import json
 import os
 import socket
@@ -50,3 +50,8 @@ def test_two_processes_match_one_process(data_dir, tmp_path):
   assert report_2["num_views"] == report_1["num_views"] == 24 * 6
   np.testing.assert_allclose(report_2["top1"], report_1["top1"])
   assert report_2["confusion_matrix"] == report_1["confusion_matrix"]
+  # Per-video scores: process 0 merged the two processes' shard files (and removed them).
+  scores_1, scores_2 = (np.load(os.path.join(w, "eval", "test_scores.npz")) for w in (single, multi))
+  np.testing.assert_array_equal(scores_2["labels"], scores_1["labels"])
+  np.testing.assert_allclose(scores_2["logits"], scores_1["logits"], rtol=1e-5, atol=1e-6)
+  assert sorted(os.listdir(os.path.join(multi, "eval"))) == sorted(os.listdir(os.path.join(single, "eval")))

@@ -86,3 +86,20 @@ def test_registry_and_spatial_views():
   assert samplers.spatial_views(10, 10, 8, "nine", flip=True).shape == (18, 3)
   with pytest.raises(ValueError, match="larger than the frame"):
     samplers.spatial_views(10, 10, 12)
+
+
+@pytest.mark.parametrize("name", samplers.TEMPORAL_SAMPLERS.names())
+def test_sampler_says_its_view_length(name):
+  """``num_frames`` is the length of every train and test view, and the trainer's input length."""
+  from vidrec import trainer
+  from vidrec.config import base_config
+  from vidrec.data import pipeline
+  config = base_config()
+  config.input.update(sampler=name, clip_len=5, stride=2, num_test_clips=3, num_segments=3,
+                      frames_per_segment=2, crop=16)
+  s = pipeline.make_sampler(config.input)
+  for num_frames in (1, 7, 40):
+    assert s.train(num_frames, np.random.default_rng(0)).shape == (s.num_frames,)
+    assert s.test(num_frames).shape[1] == s.num_frames
+  assert s.num_frames == {"dense": 5, "segments": 6}.get(name, s.num_frames)
+  assert trainer.input_shape(config, 4) == (4, s.num_frames, 16, 16, 3)

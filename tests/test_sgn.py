@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vidrec.models import build_model
-from vidrec import fuse
+from vidrec.tools import fuse
 from vidrec.models import sgn as sgn_lib
 from vidrec.models.resnet3d import block_names
 
@@ -302,7 +302,8 @@ def test_resnet2d_frame_output_shape():
 
 # ----------------------------------------------------------------------------- visualisation
 def test_render_alpha_grid(tmp_path):
-  from vidrec import visualize_sgn as vis
+  from vidrec.tools import plotting
+  from vidrec.tools import visualize_sgn as vis
   video = vis.synthetic_video(num_frames=4, size=16)
   rng = np.random.default_rng(0)
   alphas = {"alpha/3b": rng.random((2, 4, 4, 8)), "2b": rng.random((4, 8, 8, 4))}
@@ -311,7 +312,7 @@ def test_render_alpha_grid(tmp_path):
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   summary = vis.summarize_alpha(alphas["alpha/3b"], "max")
   np.testing.assert_allclose(summary, alphas["alpha/3b"].max(-1))
-  up = vis.upsample_alpha(summary, 4, 16, 16)
+  up = plotting.upsample_map(summary, 4, 16, 16)
   assert up.shape == (4, 16, 16)
   np.testing.assert_allclose(up[1], up[0])  # T' = 2 -> frames 0, 1 read alpha index 0
   assert vis.alphas_from_outputs({"logits": np.zeros((1, 3)), "alpha/2a": np.ones((1, 2, 3, 3, 4))})["2a"].shape \

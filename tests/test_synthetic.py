@@ -168,7 +168,7 @@ def test_build_tiny(tmp_path):
 
 
 def test_preview_writes_files(tmp_path):
-  from vidrec.data import preview
+  from vidrec.tools import preview
   videos = preview.sample_videos(3, 2, 24, 0, min_frames=6, max_frames=9)
   preview.save_grid(videos, S.CLASS_NAMES[3], str(tmp_path / "g.png"), columns=4)
   preview.save_gif(videos, str(tmp_path / "g.gif"))

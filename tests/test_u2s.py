@@ -250,7 +250,7 @@ def test_res2d_shared_once_and_gets_both_gradients(u2s_model, video, labels):
   params = variables["params"]
   assert set(params) == {"res2d", "un_top", "csn_top", "un_head", "csn_head", "mask_net"}
   paths = ["/".join(str(k.key) for k in p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
-  assert sum("stem_conv" in p for p in paths) == 1
+  assert sum(p.endswith("stem/conv/kernel") for p in paths) == 1
   assert all(not p.startswith("res2d") or "group2" not in p and "group3" not in p for p in paths)
   assert jax.tree_util.tree_structure(params["un_top"]) == jax.tree_util.tree_structure(
       params["csn_top"])

@@ -1,11 +1,14 @@
-"""Tests for vidrec.visualize_u2s: Eq. 7 against a direct numpy computation, pair selection / groups, and the
+"""Tests for vidrec.tools.visualize_u2s (u2s_analysis, u2s_plots, u2s_runs): Eq. 7 against a direct numpy computation, pair selection / groups, and the
 plotting functions on small synthetic arrays (no model, no dataset: a few seconds)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vidrec import visualize_u2s as vis
+from vidrec.tools import plotting
+from vidrec.tools import u2s_analysis as ana
+from vidrec.tools import u2s_plots as plots
+from vidrec.tools import u2s_runs as runs
 
 NAMES = ["Moving something up", "Moving something down", "Dropping something",
          "Dropping something so that it breaks"]
@@ -22,14 +25,14 @@ def _hand_made():
 
 def test_class_means():
   features, labels = _hand_made()
-  means, counts = vis.class_means(features, labels, 4)
+  means, counts = ana.class_means(features, labels, 4)
   np.testing.assert_allclose(means, [[2, 0, 0], [1, 1, 0], [0, 0.5, 2], [0, 0, 0]])
   np.testing.assert_array_equal(counts, [2, 2, 2, 0])
 
 
 def test_eq7_against_direct_numpy():
   features, labels = _hand_made()
-  sim = vis.feature_similarity_matrix(features, labels, 3, "cosine")
+  sim = ana.feature_similarity_matrix(features, labels, 3, "cosine")
   # Direct: cosine of the class means (Eq. 2 with f_dist = 1 - cos), then Eq. 7 by explicit loops.
   mu = [features[labels == c].mean(0) for c in range(3)]
   direct = np.array([[mu[i] @ mu[j] / np.linalg.norm(mu[i]) / np.linalg.norm(mu[j]) for j in range(3)]
@@ -37,21 +40,21 @@ def test_eq7_against_direct_numpy():
   np.testing.assert_allclose(sim, direct, atol=1e-6)
   row = np.array([sum(direct[i, j] for j in range(3) if j != i) for i in range(3)])  # sum_j (S - I)_ij
   expected = (row - row.min()) / (row.max() - row.min())                              # Norm = min-max
-  np.testing.assert_allclose(vis.eq7_similarity(sim), expected, atol=1e-6)
+  np.testing.assert_allclose(ana.eq7_similarity(sim), expected, atol=1e-6)
   # Class 1 (between 0 and 2) is the most similar to the others, class 2 the least.
-  assert vis.eq7_similarity(sim).argmax() == 1 and vis.eq7_similarity(sim).argmin() == 2
-  np.testing.assert_allclose(vis.mean_inter_class_similarity(direct), row / 2, atol=1e-12)
+  assert ana.eq7_similarity(sim).argmax() == 1 and ana.eq7_similarity(sim).argmin() == 2
+  np.testing.assert_allclose(ana.mean_inter_class_similarity(direct), row / 2, atol=1e-12)
 
 
 def test_eq7_on_given_matrix_and_constant_rows():
   s = np.array([[1.0, 0.2, 0.6], [0.2, 1.0, 0.1], [0.6, 0.1, 1.0]])
-  np.testing.assert_allclose(vis.eq7_similarity(s), [1.0, 0.0, (0.7 - 0.3) / (0.8 - 0.3)])
-  np.testing.assert_array_equal(vis.eq7_similarity(np.eye(3)), np.zeros(3))  # all equal: zeros
+  np.testing.assert_allclose(ana.eq7_similarity(s), [1.0, 0.0, (0.7 - 0.3) / (0.8 - 0.3)])
+  np.testing.assert_array_equal(ana.eq7_similarity(np.eye(3)), np.zeros(3))  # all equal: zeros
 
 
 def test_l1_distance_and_absent_class():
   features, labels = _hand_made()
-  sim = vis.feature_similarity_matrix(features / 4, labels, 4, "l1")
+  sim = ana.feature_similarity_matrix(features / 4, labels, 4, "l1")
   mu = np.stack([features[labels == c].mean(0) / 4 for c in range(3)])
   np.testing.assert_allclose(sim[:3, :3], 1 - np.abs(mu[:, None] - mu[None]).mean(-1), atol=1e-6)
   np.testing.assert_array_equal(sim[3, :3], 0)       # class 3 has no sample
@@ -63,37 +66,37 @@ def test_pair_selection_and_ranking():
                 [0.3, 1.0, 0.2, 0.8],
                 [0.7, 0.2, 1.0, 0.4],                 # asymmetric (0, 2): symmetrised to 0.8
                 [0.1, 0.8, 0.4, 1.0]])
-  ranked = vis.ranked_pairs(s)
+  ranked = ana.ranked_pairs(s)
   assert [p[:2] for p in ranked[:3]] == [(0, 2), (1, 3), (2, 3)]   # 0.8 tie broken by (i, j)
   assert ranked[0][2] == pytest.approx(0.8)
-  assert vis.most_similar_pair(s) == (0, 2)
-  assert vis.most_similar_pair(s, valid=np.array([True, True, False, True])) == (1, 3)
-  assert vis.most_similar_pair(np.eye(3) + 0.5 * (np.arange(9).reshape(3, 3) == 5)) == (1, 2)  # s_12 only
+  assert ana.most_similar_pair(s) == (0, 2)
+  assert ana.most_similar_pair(s, valid=np.array([True, True, False, True])) == (1, 3)
+  assert ana.most_similar_pair(np.eye(3) + 0.5 * (np.arange(9).reshape(3, 3) == 5)) == (1, 2)  # s_12 only
   with pytest.raises(ValueError):
-    vis.most_similar_pair(s, valid=np.array([True, False, False, False]))
+    ana.most_similar_pair(s, valid=np.array([True, False, False, False]))
 
 
 def test_confusing_groups_merge_shared_classes():
-  assert vis.confusing_groups([(6, 7), (0, 1), (1, 4), (8, 9)]) == [(6, 7), (0, 1, 4), (8, 9)]
-  assert vis.confusing_groups([(0, 1), (2, 3), (1, 2)]) == [(0, 1, 2, 3)]
-  assert vis.confusing_groups([]) == []
+  assert ana.confusing_groups([(6, 7), (0, 1), (1, 4), (8, 9)]) == [(6, 7), (0, 1, 4), (8, 9)]
+  assert ana.confusing_groups([(0, 1), (2, 3), (1, 2)]) == [(0, 1, 2, 3)]
+  assert ana.confusing_groups([]) == []
 
 
 def test_parse_pair():
-  assert vis.parse_pair("2,3", NAMES) == (2, 3)
-  assert vis.parse_pair("dropping something, Dropping something so that it breaks", NAMES) == (2, 3)
+  assert ana.parse_pair("2,3", NAMES) == (2, 3)
+  assert ana.parse_pair("dropping something, Dropping something so that it breaks", NAMES) == (2, 3)
   for bad in ("1", "1,1", "0,9", "0,Jumping"):
     with pytest.raises(ValueError):
-      vis.parse_pair(bad, NAMES)
+      ana.parse_pair(bad, NAMES)
 
 
 def test_unnormalize_and_upsample():
   mean, std = (10.0, 20.0, 30.0), (2.0, 4.0, 5.0)
   frames = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3)).astype(np.float32)
   norm = (frames - np.array(mean)) / np.array(std)
-  np.testing.assert_array_equal(vis.unnormalize(norm, mean, std), frames.astype(np.uint8))
+  np.testing.assert_array_equal(ana.unnormalize(norm, mean, std), frames.astype(np.uint8))
   mask = np.arange(8, dtype=float).reshape(2, 2, 2, 1)
-  up = vis.upsample_mask(mask, 4, 4, 4)
+  up = plotting.upsample_map(mask[..., 0], 4, 4, 4)
   assert up.shape == (4, 4, 4)
   np.testing.assert_allclose(up[0], up[1])                 # nearest in time: t * 2 // 4
   np.testing.assert_allclose(up[0, 0, 0], 0.0)             # corners keep the source values
@@ -114,17 +117,17 @@ def test_plots_write_pngs(tmp_path):
   np.fill_diagonal(sim, 1)
   acc = np.array([1.0, 0.9, 0.75, np.nan])
   paths = [
-      vis.plot_feature_similarity([vis.SimilarityPanel("a", sim, acc),
-                                   vis.SimilarityPanel("b", np.eye(m), acc)], NAMES, str(tmp_path / "fs.png")),
-      vis.plot_weight_similarity([("no reg", sim, None), ("reg", sim * 0.5, np.eye(m)[::-1])], NAMES,
-                                 str(tmp_path / "w.png")),
-      vis.plot_pair_masks([vis.MaskRow("video 0", rng.integers(0, 255, (4, 16, 16, 3), np.uint8),
-                                       rng.uniform(0, 1, (4, 2, 2, 1))),
-                           vis.MaskRow("video 1", rng.integers(0, 255, (3, 16, 16, 3), np.uint8),
-                                       rng.uniform(0, 1, (3, 2, 2)))], str(tmp_path / "sub" / "m.png")),
-      vis.plot_pair_accuracy([(2, 3), (0, 1)], NAMES, rng.uniform(0, 1, (3, m)), rng.uniform(0, 1, (3, m)),
-                             str(tmp_path / "acc.png")),
-      vis.plot_pair_accuracy([(2, 3)], NAMES, acc, acc, str(tmp_path / "acc1.png")),
+      plots.plot_feature_similarity([plots.SimilarityPanel("a", sim, acc),
+                                     plots.SimilarityPanel("b", np.eye(m), acc)], NAMES, str(tmp_path / "fs.png")),
+      plots.plot_weight_similarity([("no reg", sim, None), ("reg", sim * 0.5, np.eye(m)[::-1])], NAMES,
+                                   str(tmp_path / "w.png")),
+      plots.plot_pair_masks([plots.MaskRow("video 0", rng.integers(0, 255, (4, 16, 16, 3), np.uint8),
+                                           rng.uniform(0, 1, (4, 2, 2, 1))),
+                             plots.MaskRow("video 1", rng.integers(0, 255, (3, 16, 16, 3), np.uint8),
+                                           rng.uniform(0, 1, (3, 2, 2)))], str(tmp_path / "sub" / "m.png")),
+      plots.plot_pair_accuracy([(2, 3), (0, 1)], NAMES, rng.uniform(0, 1, (3, m)), rng.uniform(0, 1, (3, m)),
+                               str(tmp_path / "acc.png")),
+      plots.plot_pair_accuracy([(2, 3)], NAMES, acc, acc, str(tmp_path / "acc1.png")),
   ]
   for p in paths:
     assert _is_png(p)
@@ -143,7 +146,7 @@ def test_first_view_frames_through_the_eval_pipeline(data_dir):
   config.dataset.update(name="synthetic_actions/tiny", data_dir=data_dir)
   config.input.update(resize=(32,), crop=32)
   source = pipeline.VideoSource(datasets.load_builder(config.dataset.name, data_dir), "test")
-  frames = vis.first_view_frames(config, source, [3, 1])
+  frames = runs.first_view_frames(config, source, [3, 1])
   assert sorted(frames) == [1, 3]
   full = {}
   for batch in pipeline.eval_dataset(source, config.input, global_batch=8).as_numpy_iterator():
@@ -152,5 +155,5 @@ def test_first_view_frames_through_the_eval_pipeline(data_dir):
         full[int(batch["video_index"][row])] = batch["video"][row]
   for v in (1, 3):
     assert frames[v].shape == (8, 32, 32, 3) and frames[v].dtype == np.uint8
-    np.testing.assert_array_equal(frames[v], vis.unnormalize(full[v], config.input.mean, config.input.std))
+    np.testing.assert_array_equal(frames[v], ana.unnormalize(full[v], config.input.mean, config.input.std))
     assert frames[v].std() > 5          # real pictures, not a constant

@@ -1,5 +1,8 @@
 """The base config every ``configs/<model>_<dataset>.py`` starts from, and its validation.
 
+Papers' recipes (protocols, model keys, CPU-sized settings) live beside the configs, in
+``configs/recipes/<paper>.py``; this module is only the keys-and-validation contract.
+
 All keys live here (one place), so ``--config.<key>=value`` on a key that does not exist is an error
 from ml_collections naming the key, and ``validate`` catches unknown names before anything compiles.
 """
@@ -19,8 +22,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 50
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
+  # Memory levers (vidrec.memory, docs/scaling.md): micro-batches per step; False = per-device BatchNorm.
+  c.accum_steps = 1
+  c.sync_batch_norm = True
 
-  c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "float32", "param_dtype": "float32"})
+  # dtype "auto": bfloat16 compute on GPU/TPU, float32 on CPU; remat: recompute each residual block.
+  c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "auto", "param_dtype": "float32",
+                                       "remat": False})
   c.dataset = ml_collections.ConfigDict({
       "name": "synthetic_actions", "data_dir": "", "train_split": "train", "eval_split": "test"})
   c.input = ml_collections.ConfigDict({
@@ -43,7 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
       "schedule": "step", "decay_every": 10_000, "decay_steps": (), "gamma": 0.1,
       "warmup_steps": 0, "grad_clip_norm": 0.0})
   c.eval = ml_collections.ConfigDict({
-      "aggregation": "mean_softmax",  # vidrec.evaluate.AGGREGATIONS
+      "aggregation": "mean_softmax",  # vidrec.aggregations.AGGREGATIONS
       "heads": ("logits",),
       "batch_size": 32,
       "checkpoint_step": -1,          # -1: latest
@@ -53,9 +61,8 @@ def base_config() -> ml_collections.ConfigDict:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks every name in the config against its registry, before any data or compilation."""
-  from vidrec import evaluate, losses, optim  # pylint: disable=g-import-not-at-top
-  from vidrec.data import datasets, samplers
-  from vidrec import models
+  from vidrec import aggregations, losses, models, optim  # pylint: disable=g-import-not-at-top
+  from vidrec.data import datasets, samplers  # pylint: disable=g-import-not-at-top
   models._import_all()  # pylint: disable=protected-access
   models.MODELS.get(config.model.name)
   losses.LOSSES.get(config.loss.name)
@@ -63,73 +70,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   samplers.TEMPORAL_SAMPLERS.get(config.input.sampler)
   optim.OPTIMIZERS.get(config.optimizer.name)
   optim.SCHEDULES.get(config.optimizer.schedule)
-  evaluate.AGGREGATIONS.get(config.eval.aggregation)
+  aggregations.AGGREGATIONS.get(config.eval.aggregation)
   if config.input.short_video not in samplers.SHORT_VIDEO_MODES:
     raise ValueError(f"input.short_video must be one of {samplers.SHORT_VIDEO_MODES}")
   if config.input.test_spatial not in samplers.SPATIAL_SCHEMES:
     raise ValueError(f"input.test_spatial must be one of {samplers.SPATIAL_SCHEMES}")
-  for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps"):
+  for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps", "accum_steps"):
     if config[key] <= 0:
       raise ValueError(f"{key} must be positive, got {config[key]}")
-
-
-def parse_variant(arg: str, allowed: tuple[str, ...]) -> set[str]:
-  """``"synthetic,fusion"`` -> {"synthetic", "fusion"}; unknown options are an error listing the known."""
-  options = {a.strip() for a in arg.split(",") if a.strip()}
-  if unknown := options - set(allowed):
-    raise ValueError(f"Unknown config variant(s) {sorted(unknown)}; combine any of {list(allowed)} "
-                     f"with commas, e.g. ':{allowed[0]}'.")
-  return options
-
-
-def sgn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, decay_every: int) -> None:
-  """SGN Sec. IV-B, shared by the ResNet3D and SGN configs: 16-frame clips resized to 128x171 and
-  cropped to 112, every non-overlapping clip at test with a majority vote, SGD lr 0.001, momentum
-  0.9, weight decay 5e-4, x0.1 every ``decay_every`` iterations (10k UCF101, 5k HMDB51/Penn), 50k."""
-  c.dataset.update(name=dataset, train_split="train", eval_split="test")
-  c.input.update(sampler="dense", clip_len=16, stride=1, num_test_clips=0, resize=(128, 171), crop=112)
-  c.optimizer.update(lr=0.001, momentum=0.9, weight_decay=5e-4, schedule="step", decay_every=decay_every)
-  c.batch_size = 32
-  c.num_train_steps = 50_000
-  c.eval.aggregation = "majority_vote"
-
-
-def synthetic_clips(c: ml_collections.ConfigDict, steps: int = 1200) -> None:
-  """The CPU-sized dense-clip setting of every ResNet3D-family ``:synthetic`` config: width 8,
-  8-frame clips (stride 4) of 40x40 on ``synthetic_actions``, 3 test clips, SGD lr 0.02 with cosine
-  decay (lr 0.1 sat at chance for 500+ steps on some seeds; docs/experiments.md)."""
-  c.model.update(width=8)
-  c.dataset.update(name="synthetic_actions", train_split="train", eval_split="test")
-  c.input.update(clip_len=8, stride=4, num_test_clips=3, resize=(46,), crop=40, scale_jitter=(40, 52))
-  c.optimizer.update(lr=0.02, schedule="cosine", warmup_steps=100, weight_decay=1e-4)
-  c.batch_size = 16
-  c.num_train_steps = steps
-  c.log_every_steps = 50
-  c.checkpoint_every_steps = 500
-  c.eval.aggregation = "mean_softmax"
-
-
-def sgn_model(c: ml_collections.ConfigDict, sgm: str, sgm_blocks: str) -> None:
-  """SGN on ResNet3D-18 (paper 000): every ``config.model`` key of ``vidrec.models.sgn`` with its
-  default, the SGM kind (S | M | G) and the gated blocks ("3b", "4a,4b", "all_rib", ...)."""
-  c.model.update({
-      "name": "sgn", "width": 64, "num_stages": 4, "blocks_per_stage": 2, "dropout": 0.0,
-      "sgm": sgm, "sgm_blocks": sgm_blocks,
-      "cross_layer": "",               # "dest:source,..." e.g. "3b:2b" (Fig. 6); "" = none
-      "cross_layer_mode": "learned",   # learned | direct (the paper's down-sampled baseline)
-      "cross_layer_resample": "strided",
-      "softmax_axis": "channel",       # channel (Caffe's default axis) | spacetime
-      "gate": "softmax",               # softmax | sigmoid (the authors' ODAR version)
-      "alpha_rescale": False})
-
-
-def frame_model(c: ml_collections.ConfigDict, depth: int = 18) -> None:
-  """The "Frame" stream of SGN + Frame (paper 000, Tables V-VII): a 2D ResNet-18/50 trained on one
-  random frame per video and tested on 16 evenly spaced frames (mean softmax), for late fusion with
-  SGN by ``python -m vidrec.fuse``. Keeps the input size and width of the config it modifies."""
-  width = c.model.get("width", 64)
-  c.model = ml_collections.ConfigDict({
-      "name": "resnet2d_frame", "depth": depth, "width": width, "dropout": 0.0,
-      "zero_init_residual": False, "dtype": "float32", "param_dtype": "float32"})
-  c.input.update(sampler="dense", clip_len=1, stride=1, num_test_clips=16)
-  c.eval.aggregation = "mean_softmax"

@@ -1,10 +1,12 @@
-"""Video-level evaluation over several views per video, with pluggable aggregation rules.
+"""Video-level evaluation over several views per video.
 
 Every view of every test video is scored exactly once (the final partial batch is padded and
-masked); the views of a video are aggregated by ``config.eval.aggregation`` into one score vector per
-video, for every output head in ``config.eval.heads``. Writes ``DIR/eval/<split>_report.json`` and
-a confusion-matrix PNG, the per-video scores of every head (``<split>_scores.npz``, the input of
-``python -m vidrec.fuse``), and prints a short table.
+masked); the views of a video are aggregated by ``config.eval.aggregation`` (a rule of
+``vidrec.aggregations``) into one score vector per video, for every output head in
+``config.eval.heads``. Each process scores its own videos; only the additive statistics (confusion
+matrix, top-5 hits, view count) are all-reduced across processes. Writes
+``DIR/eval/<split>_report.json`` and a confusion-matrix PNG, the per-video scores of every head
+(``<split>_scores.npz``, the input of ``python -m vidrec.tools.fuse``), and prints a short table.
 """
 from __future__ import annotations
 
@@ -18,57 +20,36 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from vidrec import parallel
+from vidrec import aggregations, fs, parallel
 from vidrec.data import pipeline
-from vidrec.registry import Registry
-
-# A rule maps the logits of one video's views [V, C] to one score vector [C] (higher is better).
-AGGREGATIONS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("eval.aggregation")
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-  e = np.exp(x - x.max(-1, keepdims=True))
-  return e / e.sum(-1, keepdims=True)
-
-
-@AGGREGATIONS.register("mean_softmax")
-def mean_softmax(logits: np.ndarray) -> np.ndarray:
-  """Mean of the views' softmax scores (the default)."""
-  return softmax(logits).mean(0)
-
-
-@AGGREGATIONS.register("mean_logits")
-def mean_logits(logits: np.ndarray) -> np.ndarray:
-  return logits.mean(0)
-
-
-@AGGREGATIONS.register("max")
-def max_softmax(logits: np.ndarray) -> np.ndarray:
-  """Per class, the highest softmax score over the views."""
-  return softmax(logits).max(0)
-
-
-@AGGREGATIONS.register("majority_vote")
-def majority_vote(logits: np.ndarray) -> np.ndarray:
-  """Votes of the views' top-1 predictions (SGN Sec. IV-B); ties and the ranking of classes with equal
-  votes are broken by the mean softmax score, which is < 1 so it never outweighs a vote."""
-  votes = np.bincount(logits.argmax(-1), minlength=logits.shape[-1]).astype(np.float64)
-  return votes + mean_softmax(logits)
-
-
-def video_metrics(scores: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:
-  """top1/top5/mean class accuracy/per-class accuracy and the confusion matrix from video scores."""
-  num_classes = len(class_names)
+def video_counts(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
+  """The additive statistics every metric is computed from: the confusion matrix [C, C] (true x
+  predicted) and the number of videos whose label is among the 5 highest scores."""
   pred = scores.argmax(-1)
   rank = (scores > scores[np.arange(len(labels)), labels][:, None]).sum(-1)
   confusion = np.zeros((num_classes, num_classes), np.int64)
   np.add.at(confusion, (labels, pred), 1)
+  return {"confusion": confusion, "top5": np.array((rank < 5).sum())}
+
+
+def metrics_from_counts(counts: dict[str, np.ndarray], class_names: list[str]) -> dict:
+  """top1/top5/mean class accuracy/per-class accuracy and the confusion matrix from ``video_counts``
+  (summed over processes)."""
+  confusion = np.asarray(counts["confusion"]).astype(np.int64)
+  total = max(int(confusion.sum()), 1)
   support = confusion.sum(1)
   per_class = np.where(support > 0, np.diag(confusion) / np.maximum(support, 1), np.nan)
-  return {"top1": float((pred == labels).mean()), "top5": float((rank < 5).mean()),
+  return {"top1": float(np.trace(confusion) / total), "top5": float(counts["top5"]) / total,
           "mean_class_accuracy": float(np.nanmean(per_class)),
           "per_class_accuracy": {n: (None if np.isnan(a) else float(a)) for n, a in zip(class_names, per_class)},
           "confusion_matrix": confusion.tolist()}
+
+
+def video_metrics(scores: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:
+  """``metrics_from_counts`` of one set of video scores [videos, classes] with their labels."""
+  return metrics_from_counts(video_counts(scores, labels, len(class_names)), class_names)
 
 
 def collect_view_outputs(apply_fn: Callable, variables, ds, mesh, heads: tuple[str, ...],
@@ -103,20 +84,53 @@ def collect_view_outputs(apply_fn: Callable, variables, ds, mesh, heads: tuple[s
   return views, labels
 
 
+def local_video_scores(views: dict[int, list[np.ndarray]], labels: dict[int, int], num_classes: int,
+                       rule: Callable) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+  """This process's videos aggregated by ``rule``: (video indices [n], scores [n, C], labels [n],
+  number of views), in video order."""
+  index = np.array(sorted(views), np.int64)
+  scores = np.zeros((len(index), num_classes), np.float64)
+  for row, v in enumerate(index):
+    scores[row] = rule(np.stack(views[v]).astype(np.float64))
+  return index, scores, np.array([labels[v] for v in index], np.int64), sum(map(len, views.values()))
+
+
 def gather_scores(views: dict[int, list[np.ndarray]], labels: dict[int, int], num_videos: int,
                   num_classes: int, rule: Callable) -> tuple[np.ndarray, np.ndarray, int]:
-  """Aggregates each local video's views, then sums across processes (each video lives on one)."""
-  scores = np.zeros((num_videos, num_classes), np.float64)
-  label_arr = np.zeros((num_videos,), np.int64)
-  seen = np.zeros((num_videos,), np.int64)
-  for v, logits in views.items():
-    scores[v] = rule(np.stack(logits).astype(np.float64))
-    label_arr[v] = labels[v]
-    seen[v] = len(logits)
+  """Every video's scores [videos, C] and labels on every process (an all-reduce of each process's
+  rows; for analysis tools: ``evaluate`` itself never builds the full array on every host)."""
+  index, scores, label_arr, num_views = local_video_scores(views, labels, num_classes, rule)
+  full = {"scores": np.zeros((num_videos, num_classes), np.float64), "labels": np.zeros(num_videos, np.int64),
+          "views": np.array(num_views)}
+  full["scores"][index], full["labels"][index] = scores, label_arr
+  full = parallel.process_sum(full)
+  return full["scores"], full["labels"], int(full["views"])
+
+
+def write_scores(workdir: str, split: str, index: np.ndarray, labels: np.ndarray,
+                 scores: dict[str, np.ndarray], class_names: list[str]) -> None:
+  """``<workdir>/eval/<split>_scores.npz`` (labels, class_names and one [videos, C] array per head, in
+  video order). With several processes each writes its rows to a shard file and process 0 merges
+  them, so only process 0 ever holds every video's scores; the workdir must be shared (``gs://``)."""
+  out = fs.makedirs(fs.path(workdir) / "eval")
+  rows = {"index": index, "labels": labels, **scores}
   if jax.process_count() > 1:
-    scores, label_arr, seen = (multihost_utils.process_allgather(x).sum(0)
-                               for x in (scores, label_arr, seen))
-  return scores, label_arr, int(seen.sum())
+    shard = lambda p: out / f"{split}_scores.process{p}.npz"  # noqa: E731
+    fs.save_npz(shard(jax.process_index()), **rows)
+    multihost_utils.sync_global_devices("vidrec_eval_score_shards")
+    if jax.process_index() != 0:
+      return
+    missing = [str(shard(p)) for p in range(jax.process_count()) if not shard(p).exists()]
+    if missing:
+      raise FileNotFoundError(f"Score shards {missing} were written on other hosts but are not visible "
+                              f"here: use a workdir every host shares (e.g. --workdir gs://BUCKET/run).")
+    shards = [fs.load_npz(shard(p)) for p in range(jax.process_count())]
+    rows = {k: np.concatenate([s[k] for s in shards]) for k in rows}
+    for p in range(jax.process_count()):
+      shard(p).unlink()
+  order = np.argsort(rows.pop("index"))
+  fs.save_npz(out / f"{split}_scores.npz", class_names=np.array(class_names),
+              **{k: v[order] for k, v in rows.items()})
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None = None,
@@ -152,34 +166,32 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
            "label": np.zeros(local_batch, np.int32), "video_index": np.zeros(local_batch, np.int32),
            "mask": np.zeros(local_batch, bool)}
   views, labels = collect_view_outputs(apply_fn, trainer.variables_of(ts), ds, s.mesh, heads, blank)
-  rule = AGGREGATIONS.get(config.eval.aggregation)
+  rule = aggregations.AGGREGATIONS.get(config.eval.aggregation)
   report = {"split": split, "aggregation": config.eval.aggregation, "checkpoint_step": int(ts.step),
             "num_videos": len(source), "heads": {}}
-  video_scores = {}
+  video_scores, counts = {}, {}
   for h in heads:
-    video_scores[h], label_arr, num_views = gather_scores(views[h], labels, len(source), s.num_classes, rule)
-    report["heads"][h] = video_metrics(video_scores[h], label_arr, source.class_names)
-    report["num_views"] = num_views
+    index, video_scores[h], label_arr, num_views = local_video_scores(views[h], labels, s.num_classes, rule)
+    counts[h] = video_counts(video_scores[h], label_arr, s.num_classes)
+  counts = parallel.process_sum({"heads": counts, "views": np.array(num_views)})
+  report["heads"] = {h: metrics_from_counts(counts["heads"][h], source.class_names) for h in heads}
+  report["num_views"] = int(counts["views"])
   report.update({k: v for k, v in report["heads"][heads[0]].items()})
+  write_scores(workdir, split, index, label_arr, video_scores, source.class_names)
   if jax.process_index() == 0:
     write_report(report, workdir, split, source.class_names)
-    np.savez(os.path.join(workdir, "eval", f"{split}_scores.npz"), labels=label_arr,
-             class_names=np.array(source.class_names), **video_scores)
     print_table(report)
   return report
 
 
 def write_report(report: dict, workdir: str, split: str, class_names: list[str]) -> None:
   """``<workdir>/eval/<split>_report.json`` and ``<split>_confusion.png``."""
-  out = os.path.join(workdir, "eval")
-  os.makedirs(out, exist_ok=True)
-  with open(os.path.join(out, f"{split}_report.json"), "w") as f:
-    json.dump(report, f, indent=1)
-  plot_confusion(np.array(report["confusion_matrix"]), class_names,
-                 os.path.join(out, f"{split}_confusion.png"))
+  out = fs.makedirs(fs.path(workdir) / "eval")
+  (out / f"{split}_report.json").write_text(json.dumps(report, indent=1))
+  plot_confusion(np.array(report["confusion_matrix"]), class_names, out / f"{split}_confusion.png")
 
 
-def plot_confusion(confusion: np.ndarray, class_names: list[str], path: str) -> None:
+def plot_confusion(confusion: np.ndarray, class_names: list[str], path: str | os.PathLike) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -194,7 +206,8 @@ def plot_confusion(confusion: np.ndarray, class_names: list[str], path: str) -> 
   ax.set_xlabel("predicted")
   ax.set_ylabel("true")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  with fs.path(path).open("wb") as f:
+    fig.savefig(f, format="png", dpi=100)
   plt.close(fig)
 
 

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tensorboardX
+
+from vidrec import fs
 
 
 def topk_correct(logits: jnp.ndarray, labels: jnp.ndarray, k: int) -> jnp.ndarray:
@@ -28,9 +28,8 @@ class MetricWriter:
     self.total_steps = total_steps
     self._t0, self._step0 = time.time(), None
     if self.active:
-      os.makedirs(workdir, exist_ok=True)
-      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-      self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tensorboard"))
+      self._jsonl = fs.AppendFile(fs.path(workdir) / "metrics.jsonl")
+      self._tb = fs.tensorboard_writer(fs.path(workdir) / "tensorboard")
 
   def write(self, step: int, scalars: dict[str, float]) -> None:
     if not self.active:

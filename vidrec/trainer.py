@@ -21,7 +21,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from vidrec import config as config_lib
-from vidrec import losses, metrics, optim, parallel
+from vidrec import fs, losses, memory, metrics, optim, parallel
 from vidrec.data import datasets, pipeline
 from vidrec.models import build_model
 
@@ -42,11 +42,9 @@ def variables_of(ts: TrainState) -> dict:
 
 
 def input_shape(config: ml_collections.ConfigDict, batch: int) -> tuple[int, ...]:
-  """Shape of a batch of videos as the pipeline produces it."""
-  inp = config.input
-  frames = (inp.clip_len if inp.sampler == "dense"
-            else inp.num_segments * inp.frames_per_segment)
-  return (batch, frames, inp.crop, inp.crop, 3)
+  """Shape of a batch of videos as the pipeline produces it (the sampler says its clip length)."""
+  frames = pipeline.make_sampler(config.input).num_frames
+  return (batch, frames, config.input.crop, config.input.crop, 3)
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,
@@ -62,24 +60,29 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, config: ml_co
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
                     loss_fn: losses.LossFn, loss_cfg: ml_collections.ConfigDict,
-                    schedule: optax.Schedule, base_rng: jax.Array) -> Callable:
-  """(state, batch) -> (state, metrics); one step of SGD on the sum of the named loss terms."""
+                    schedule: optax.Schedule, base_rng: jax.Array,
+                    config: ml_collections.ConfigDict | None = None, mesh: Any = None) -> Callable:
+  """(state, batch) -> (state, metrics); one step of SGD on the sum of the named loss terms. With
+  ``config`` and ``mesh``: its gradient accumulation and BatchNorm mode (``vidrec.memory``)."""
+
+  def grad_fn(params, model_state: dict, batch: dict, rng: jax.Array):
+    def objective(params):
+      outputs, new_state = model.apply(
+          {"params": params, **model_state}, batch["video"], train=True, labels=batch["label"],
+          rngs={"dropout": rng}, mutable=list(model_state))
+      terms = loss_fn(outputs, batch["label"], loss_cfg, params)
+      return losses.total_loss(terms), (terms, outputs["logits"], dict(new_state))
+    return jax.value_and_grad(objective, has_aux=True)(params)
+
+  if config is not None:
+    grad_fn = memory.gradient_fn(grad_fn, config, mesh)
 
   def step(ts: TrainState, batch: dict) -> tuple[TrainState, dict]:
     rng = jax.random.fold_in(base_rng, ts.step)
-
-    def objective(params):
-      outputs, new_state = model.apply(
-          {"params": params, **ts.model_state}, batch["video"], train=True, labels=batch["label"],
-          rngs={"dropout": rng}, mutable=list(ts.model_state))
-      terms = loss_fn(outputs, batch["label"], loss_cfg, params)
-      return losses.total_loss(terms), (terms, outputs, new_state)
-
-    (loss, (terms, outputs, new_state)), grads = jax.value_and_grad(objective, has_aux=True)(ts.params)
+    (loss, (terms, logits, new_state)), grads = grad_fn(ts.params, ts.model_state, batch, rng)
     updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
     ts = ts.replace(step=ts.step + 1, params=optax.apply_updates(ts.params, updates),
-                    model_state=dict(new_state), opt_state=opt_state)
-    logits = outputs["logits"]
+                    model_state=new_state, opt_state=opt_state)
     out = {"loss": loss, "lr": schedule(ts.step - 1),
            "top1": metrics.topk_correct(logits, batch["label"], 1).mean(),
            "top5": metrics.topk_correct(logits, batch["label"], 5).mean(),
@@ -92,7 +95,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
 
 def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      fs.path(workdir) / "checkpoints",
       options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
                                            enable_async_checkpointing=True))
 
@@ -128,6 +131,7 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   """Validates the config, opens the dataset, builds model/optimizer and the sharded state layout."""
   config_lib.validate(config)
   parallel.check_batch_size(config.batch_size)
+  memory.check_batch(config, jax.device_count())
   builder = datasets.load_builder(config.dataset.name, config.dataset.data_dir or None)
   num_classes = builder.info.features["label"].num_classes
   model = build_model(config.model, num_classes)
@@ -156,7 +160,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     ts = jax.jit(lambda r: init_state(s.model, s.tx, config, r), out_shardings=repl)(init_rng)
   start = int(ts.step)
 
-  step_fn = jax.jit(make_train_step(s.model, s.tx, loss_fn, config.loss, s.schedule, step_rng),
+  step_fn = jax.jit(make_train_step(s.model, s.tx, loss_fn, config.loss, s.schedule, step_rng, config, s.mesh),
                     in_shardings=(repl, batch_sharding), out_shardings=(repl, repl), donate_argnums=0)
   ds = pipeline.train_dataset(source, config.input, global_batch=config.batch_size, seed=config.seed,
                               start_step=start, process_index=jax.process_index(),

@@ -14,7 +14,7 @@ and ``mask`` marks the real views.
 from __future__ import annotations
 
 import functools
-from typing import Iterator
+from typing import Callable, Iterator
 
 import ml_collections
 import numpy as np
@@ -130,9 +130,14 @@ def _train_example(raw: tf.Tensor, position: tf.Tensor, source: VideoSource,
 
 
 def train_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global_batch: int,
-                  seed: int, start_step: int = 0, process_index: int = 0,
-                  process_count: int = 1) -> tf.data.Dataset:
-  """Infinite dataset of this process's local training batches, starting at ``start_step``."""
+                  seed: int, start_step: int = 0, process_index: int = 0, process_count: int = 1,
+                  example_fn: Callable[..., dict[str, tf.Tensor]] | None = None) -> tf.data.Dataset:
+  """Infinite dataset of this process's local training batches, starting at ``start_step``.
+
+  ``example_fn(raw, position, source, sampler, cfg, seed) -> {"video", "label"}`` makes one example
+  from its serialised record (default :func:`_train_example`; ``python -m vidrec.tools.throughput``
+  passes its variants here, with the same reading, ordering and batching)."""
+  example_fn = example_fn or _train_example
   check_flip(cfg, source)
   local = global_batch // process_count
   n = len(source)
@@ -151,7 +156,7 @@ def train_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global
   ds = tf.data.Dataset.range(start_step * local, 2**62)
   ds = ds.map(lambda c: tf.numpy_function(read, [c], (tf.string, tf.int64), stateful=False),
               num_parallel_calls=AUTOTUNE)
-  ds = ds.map(lambda raw, pos: _train_example(raw, pos, source, sampler, cfg, seed),
+  ds = ds.map(lambda raw, pos: example_fn(raw, pos, source, sampler, cfg, seed),
               num_parallel_calls=AUTOTUNE)
   return ds.batch(local, drop_remainder=True).prefetch(cfg.get("prefetch", 2))
 

@@ -100,9 +100,12 @@ def segments(num_frames: int, num_segments: int, rng: np.random.Generator | None
 
 @dataclasses.dataclass(frozen=True)
 class TemporalSampler:
-  """A named pair: ``train(num_frames, rng) -> int32[L]`` and ``test(num_frames) -> int32[K, L]``."""
+  """``train(num_frames, rng) -> int32[L]``, ``test(num_frames) -> int32[K, L]`` and ``num_frames`` = L,
+  the frames of one view (the model's input length; the trainer reads it, so a new sampler needs no
+  trainer edit)."""
   train: Callable[[int, np.random.Generator], np.ndarray]
   test: Callable[[int], np.ndarray]
+  num_frames: int
 
 
 TEMPORAL_SAMPLERS: Registry[Callable[..., TemporalSampler]] = Registry("input.sampler")
@@ -121,7 +124,8 @@ def _dense(clip_len: int, stride: int = 1, num_test_clips: int = 10, short_video
     test = lambda n: non_overlapping_clips(n, clip_len, stride, short_video)
   else:
     test = lambda n: test_dense_clips(n, clip_len, stride, num_test_clips, short_video)
-  return TemporalSampler(lambda n, rng: random_dense_clip(n, clip_len, stride, rng, short_video), test)
+  return TemporalSampler(lambda n, rng: random_dense_clip(n, clip_len, stride, rng, short_video), test,
+                         num_frames=clip_len)
 
 
 @TEMPORAL_SAMPLERS.register("segments")
@@ -131,7 +135,8 @@ def _segments(num_segments: int, frames_per_segment: int = 1, short_video: str =
   del unused
   return TemporalSampler(
       lambda n, rng: segments(n, num_segments, rng, frames_per_segment, short_video),
-      lambda n: segments(n, num_segments, None, frames_per_segment, short_video)[None])
+      lambda n: segments(n, num_segments, None, frames_per_segment, short_video)[None],
+      num_frames=num_segments * frames_per_segment)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import importlib
 from typing import Callable
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -35,8 +36,11 @@ def build_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
 
 
 def dtype_of(name: str) -> jnp.dtype:
-  """'float32' / 'bfloat16' / 'float16' -> jnp dtype, with a clear error otherwise."""
+  """'float32' / 'bfloat16' / 'float16' -> jnp dtype; 'auto' -> bfloat16 on GPU/TPU, float32 on CPU
+  (the default compute dtype, ``config.model.dtype``); a clear error otherwise."""
+  if name == "auto":
+    name = "float32" if jax.default_backend() == "cpu" else "bfloat16"
   try:
     return {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}[name]
   except KeyError:
-    raise ValueError(f"Unknown dtype {name!r}: use 'float32', 'bfloat16' or 'float16'.") from None
+    raise ValueError(f"Unknown dtype {name!r}: use 'auto', 'float32', 'bfloat16' or 'float16'.") from None

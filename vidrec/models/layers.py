@@ -1,5 +1,5 @@
-"""Shared layers: a convolution with a fast CPU path for 3D kernels, convolution + BatchNorm units and
-the 3D residual block (SGN Eq. 14-16)."""
+"""Shared layers: a convolution with a fast CPU path for 3D kernels, BatchNorm with the project's
+hyper-parameters, convolution + BatchNorm units and the 3D residual block (SGN Eq. 14-16)."""
 from __future__ import annotations
 
 import functools
@@ -13,6 +13,11 @@ from jax import lax
 
 Dtype = Any
 Padding = Sequence[tuple[int, int]]
+
+# He initialisation over fan_out (torchvision's ResNet init) for convolutions followed by BatchNorm.
+HE_FAN_OUT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+BN_MOMENTUM = 0.9       # PyTorch's momentum 0.1 (flax keeps 1 - that)
+BN_EPSILON = 1e-5
 
 
 def conv3d_impl() -> str:
@@ -68,9 +73,26 @@ class Conv(nn.Module):
     return y
 
 
+def remat_block(block_cls: type[nn.Module], enabled: bool) -> type[nn.Module]:
+  """``block_cls`` or, when enabled (``config.model.remat``), its rematerialised version: only the
+  block's input is kept for the backward pass, its activations are recomputed (``block(x, train)``,
+  ``train`` static). Parameter names are unchanged."""
+  return nn.remat(block_cls, static_argnums=(2,)) if enabled else block_cls
+
+
 def same_padding(kernel: Sequence[int]) -> tuple[tuple[int, int], ...]:
   """Symmetric padding k//2 per axis (3x7x7 -> 1x3x3, as in SGN Sec. IV-B)."""
   return tuple((k // 2, k // 2) for k in kernel)
+
+
+def batch_norm(train: bool, *, dtype: Dtype = jnp.float32, param_dtype: Dtype = jnp.float32,
+               momentum: float = BN_MOMENTUM, zero_init_scale: bool = False,
+               name: str | None = None) -> nn.BatchNorm:
+  """BatchNorm over the batch (``train``) or with its running averages, channels last."""
+  return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=BN_EPSILON, dtype=dtype,
+                      param_dtype=param_dtype,
+                      scale_init=nn.initializers.zeros if zero_init_scale else nn.initializers.ones,
+                      name=name)
 
 
 class ConvBN(nn.Module):
@@ -81,18 +103,15 @@ class ConvBN(nn.Module):
   relu: bool = True
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
-  bn_momentum: float = 0.9
+  bn_momentum: float = BN_MOMENTUM
   zero_init_scale: bool = False
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     x = Conv(self.features, tuple(self.kernel), strides=self.strides or 1, use_bias=False,
-             dtype=self.dtype, param_dtype=self.param_dtype,
-             kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"), name="conv")(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-5,
-                     dtype=self.dtype, param_dtype=self.param_dtype,
-                     scale_init=nn.initializers.zeros if self.zero_init_scale else nn.initializers.ones,
-                     name="bn")(x)
+             dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=HE_FAN_OUT, name="conv")(x)
+    x = batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype, momentum=self.bn_momentum,
+                   zero_init_scale=self.zero_init_scale, name="bn")(x)
     return nn.relu(x) if self.relu else x
 
 

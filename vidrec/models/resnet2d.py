@@ -11,7 +11,8 @@ Input ``video`` [N, T, H, W, 3]: normally T = 1 (one sampled frame per view). Wi
 classified independently and logits and embeddings are averaged over T.
 
 Config (``config.model``, name ``"resnet2d_frame"``): ``depth`` (18 | 50, default 18), ``width`` (64),
-``dropout`` before fc (0.0), ``zero_init_residual`` (False, as torchvision), ``dtype``/``param_dtype``.
+``dropout`` before fc (0.0), ``zero_init_residual`` (False, as torchvision), ``remat`` (False: recompute
+each block in the backward pass), ``dtype``/``param_dtype``.
 Outputs ``{"logits": [N, num_classes], "embedding": [N, D]}``.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from vidrec.models import MODELS, dtype_of
-from vidrec.models.layers import ConvBN, Dtype
+from vidrec.models.layers import ConvBN, Dtype, remat_block
 
 STAGE_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
@@ -79,6 +80,7 @@ class ResNet2DFrame(nn.Module):
   width: int = 64
   dropout: float = 0.0
   zero_init_residual: bool = False
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -94,7 +96,7 @@ class ResNet2DFrame(nn.Module):
     x = video.reshape((n * t,) + video.shape[2:]).astype(self.dtype)
     x = ConvBN(self.width, (7, 7), (2, 2), dtype=self.dtype, param_dtype=self.param_dtype, name="conv1")(x, train)
     x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
-    block_cls = BasicBlock2D if self.depth < 50 else Bottleneck2D
+    block_cls = remat_block(BasicBlock2D if self.depth < 50 else Bottleneck2D, self.remat)
     for stage, num_blocks in enumerate(STAGE_BLOCKS[self.depth]):
       for i in range(num_blocks):
         x = block_cls(self.width * 2 ** stage, 2 if i == 0 and stage > 0 else 1, self.zero_init_residual,
@@ -111,5 +113,6 @@ class ResNet2DFrame(nn.Module):
 def build(cfg: ml_collections.ConfigDict, num_classes: int) -> ResNet2DFrame:
   return ResNet2DFrame(num_classes=num_classes, depth=cfg.get("depth", 18), width=cfg.get("width", 64),
                        dropout=cfg.get("dropout", 0.0), zero_init_residual=cfg.get("zero_init_residual", False),
+                       remat=cfg.get("remat", False),
                        dtype=dtype_of(cfg.get("dtype", "float32")),
                        param_dtype=dtype_of(cfg.get("param_dtype", "float32")))

@@ -6,7 +6,8 @@ convolution is 3x3x3; stages 3-5 start with stride 2 in time and space. Blocks a
 
 Config (``config.model``): ``width`` (channels of BCB1/stage 2; 64 standard), ``blocks_per_stage``
 (2 -> ResNet3D-18 as in the paper), ``num_stages`` (4; fewer for tiny CPU models), ``dropout`` before
-fc, ``dtype``/``param_dtype``. With width 64 and 400 classes it has 33,371,472 parameters.
+fc, ``remat`` (recompute each block in the backward pass), ``dtype``/``param_dtype``. With width 64 and
+400 classes it has 33,371,472 parameters.
 
 Subclasses (SGN) change individual blocks by overriding :meth:`ResNet3D.block_output` (which may also
 store extra per-call entries in ``features``) and add outputs by overriding :meth:`ResNet3D.extra_outputs`.
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from vidrec.models import MODELS, dtype_of
-from vidrec.models.layers import ConvBN, Dtype, ResBlock3D
+from vidrec.models.layers import ConvBN, Dtype, ResBlock3D, remat_block
 
 
 def block_names(num_stages: int = 4, blocks_per_stage: int = 2) -> list[str]:
@@ -39,6 +40,7 @@ class ResNet3D(nn.Module):
   num_stages: int = 4
   blocks_per_stage: int = 2
   dropout: float = 0.0
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -65,8 +67,9 @@ class ResNet3D(nn.Module):
     features = {"stem": x}
     for name in block_names(self.num_stages, self.blocks_per_stage):
       stage, first = int(name[0]), name[1] == "a"
-      block = ResBlock3D(self.width * 2 ** (stage - 2), block_strides(name), dtype=self.dtype,
-                         param_dtype=self.param_dtype, name=f"{'rcb' if first else 'rib'}{name}")
+      block = remat_block(ResBlock3D, self.remat)(
+          self.width * 2 ** (stage - 2), block_strides(name), dtype=self.dtype,
+          param_dtype=self.param_dtype, name=f"{'rcb' if first else 'rib'}{name}")
       x = self.block_output(name, block, x, features, train)
       features[name] = x
     embedding = x.mean(axis=(1, 2, 3))
@@ -80,6 +83,7 @@ def resnet3d_kwargs(cfg: ml_collections.ConfigDict) -> dict:
   """The ResNet3D fields read from ``config.model`` (shared with models built on ResNet3D)."""
   return dict(width=cfg.get("width", 64), num_stages=cfg.get("num_stages", 4),
               blocks_per_stage=cfg.get("blocks_per_stage", 2), dropout=cfg.get("dropout", 0.0),
+              remat=cfg.get("remat", False),
               dtype=dtype_of(cfg.get("dtype", "float32")),
               param_dtype=dtype_of(cfg.get("param_dtype", "float32")))
 

@@ -43,7 +43,7 @@ comma-separated string; default ["3b"]), ``cross_layer`` (dict dest -> source, o
 none), ``cross_layer_mode`` ("learned" | "direct"), ``cross_layer_resample`` ("strided" | "avgpool"),
 ``softmax_axis`` ("channel" | "spacetime"), ``gate`` ("softmax" | "sigmoid"), ``alpha_rescale`` (bool).
 
-"SGN + Frame" (Tables V-VII) is a late fusion of evaluated models: ``vidrec.fuse``.
+"SGN + Frame" (Tables V-VII) is a late fusion of evaluated models: ``vidrec.tools.fuse``.
 """
 from __future__ import annotations
 

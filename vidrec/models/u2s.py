@@ -48,6 +48,7 @@ Config keys (``config.model``; defaults in brackets):
 * ``combine_mn`` [False]: also fuse the MN ("bridge") prediction (Table I's last row).
 * ``tsm_fold_div`` [8]: TSM shifts ``C // fold_div`` channels each way.
 * ``dropout_rate`` [0.0]: dropout before the classifiers (the paper does not mention any).
+* ``remat`` [False]: recompute every residual block in the backward pass (``layers.remat_block``).
 * ``dtype`` / ``param_dtype`` ["float32"]: compute / parameter dtypes (``vidrec.models.dtype_of``).
 
 Outputs (``[B, ...]`` unless noted): ``logits`` (combined), ``logits_un``, ``features_un`` (pooled,
@@ -76,8 +77,7 @@ import ml_collections
 from vidrec.losses import LOSSES, cross_entropy
 from vidrec.models import MODELS, dtype_of
 from vidrec.models import csm as csm_lib
-
-Dtype = Any
+from vidrec.models.layers import HE_FAN_OUT, Conv, ConvBN, Dtype, batch_norm, remat_block
 
 VARIANTS = ("u2s", "simple", "soft_csm", "no_mn", "non_local", "oracle", "one_pass")
 MN_VARIANTS = ("u2s", "simple", "soft_csm", "oracle")
@@ -107,10 +107,6 @@ def temporal_shift(x: jnp.ndarray, fold_div: int = 8) -> jnp.ndarray:
   return jnp.concatenate([back, fwd, x[..., 2 * fold:]], axis=-1)
 
 
-def _pad(kernel) -> tuple[tuple[int, int], ...]:
-  return tuple((k // 2, k // 2) for k in kernel)
-
-
 class _Block(nn.Module):
   """Residual block, basic or bottleneck, 2D (``[N, H, W, C]``) or 3D (``[B, T, H, W, C]``).
 
@@ -118,9 +114,11 @@ class _Block(nn.Module):
   conv-BN-ReLU-conv (basic) or 1x1-BN-ReLU-3x3-BN-ReLU-1x1 (bottleneck), the projection shortcut (when
   shapes change) reading ``h`` and the identity reading ``x``. ``skip_preact`` drops the input BN-ReLU
   (first block after the stem, whose output is already BN-ReLU'd). Post-activation layout (TSM base):
-  ``ReLU(BN-ed F(x) + shortcut(x))``. ``num_segments > 0`` applies :func:`temporal_shift` to the
-  residual branch input (TSM's residual shift); the 2D input is then ``[B * num_segments, H, W, C]``.
-  3D blocks use 3x3x3 convs (basic: both; bottleneck: the middle one) and stride ``(1, s, s)``.
+  ``ReLU(BN-ed F(x) + shortcut(x))`` of ``layers.ConvBN`` units. ``num_segments > 0`` applies
+  :func:`temporal_shift` to the residual branch input (TSM's residual shift); the 2D input is then
+  ``[B * num_segments, H, W, C]``.
+  3D blocks use 3x3x3 convs (basic: both; bottleneck: the middle one) and stride ``(1, s, s)``;
+  convolutions are ``layers.Conv`` (3D ones take the project's CPU path, ``layers.conv3d_impl``).
   """
   planes: int
   stride: int = 1
@@ -145,37 +143,35 @@ class _Block(nn.Module):
     nd = self.ndim
     k3, k1 = (3,) * nd, (1,) * nd
     st = (self.stride,) * nd if nd == 2 else (1, self.stride, self.stride)
-    conv = lambda f, k, s=None, name=None: nn.Conv(  # noqa: E731
-        f, k, strides=s or 1, padding=_pad(k), use_bias=False, dtype=self.dtype,
-        param_dtype=self.param_dtype, name=name,
-        kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"))
-    bn = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                           dtype=self.dtype, param_dtype=self.param_dtype)
+    common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     out_ch = self.planes * (4 if self.bottleneck else 1)
     project = self.stride != 1 or x.shape[-1] != out_ch
 
     if self.preact:
-      h = x if self.skip_preact else nn.relu(bn(name="bn_in")(x))
+      conv = functools.partial(Conv, use_bias=False, kernel_init=HE_FAN_OUT, **common)
+      bn_relu = lambda name, h: nn.relu(batch_norm(train, name=name, **common)(h))  # noqa: E731
+      h = x if self.skip_preact else bn_relu("bn_in", x)
       shortcut = conv(out_ch, k1, st, name="proj")(h) if project else x
       h = self._shift(h)
       if self.bottleneck:
         h = conv(self.planes, k1, name="conv1")(h)
-        h = conv(self.planes, k3, st, name="conv2")(nn.relu(bn(name="bn1")(h)))
-        h = conv(out_ch, k1, name="conv3")(nn.relu(bn(name="bn2")(h)))
+        h = conv(self.planes, k3, st, name="conv2")(bn_relu("bn1", h))
+        h = conv(out_ch, k1, name="conv3")(bn_relu("bn2", h))
       else:
         h = conv(self.planes, k3, st, name="conv1")(h)
-        h = conv(self.planes, k3, name="conv2")(nn.relu(bn(name="bn1")(h)))
+        h = conv(self.planes, k3, name="conv2")(bn_relu("bn1", h))
       return shortcut + h
 
+    unit = functools.partial(ConvBN, **common)
     h = self._shift(x)
     if self.bottleneck:
-      h = nn.relu(bn(name="bn1")(conv(self.planes, k1, name="conv1")(h)))
-      h = nn.relu(bn(name="bn2")(conv(self.planes, k3, st, name="conv2")(h)))
-      h = bn(name="bn3")(conv(out_ch, k1, name="conv3")(h))
+      h = unit(self.planes, k1, name="conv1")(h, train)
+      h = unit(self.planes, k3, st, name="conv2")(h, train)
+      h = unit(out_ch, k1, relu=False, name="conv3")(h, train)
     else:
-      h = nn.relu(bn(name="bn1")(conv(self.planes, k3, st, name="conv1")(h)))
-      h = bn(name="bn2")(conv(self.planes, k3, name="conv2")(h))
-    shortcut = bn(name="proj_bn")(conv(out_ch, k1, st, name="proj")(x)) if project else x
+      h = unit(self.planes, k3, st, name="conv1")(h, train)
+      h = unit(self.planes, k3, relu=False, name="conv2")(h, train)
+    shortcut = unit(out_ch, k1, st, relu=False, name="proj")(x, train) if project else x
     return nn.relu(shortcut + h)
 
 
@@ -186,24 +182,23 @@ class _Trunk(nn.Module):
   preact: bool
   num_segments: int = 0           # > 0: TSM shifts
   fold_div: int = 8
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     bottleneck, blocks = _DEPTHS[self.depth]
-    x = nn.Conv(self.width, (7, 7), strides=2, padding=_pad((7, 7)), use_bias=False,
-                dtype=self.dtype, param_dtype=self.param_dtype, name="stem_conv",
-                kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"))(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype,
-                     param_dtype=self.param_dtype, name="stem_bn")(x)
-    x = nn.max_pool(nn.relu(x), (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    x = ConvBN(self.width, (7, 7), (2, 2), dtype=self.dtype, param_dtype=self.param_dtype,
+               name="stem")(x, train)
+    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
     for g in (0, 1):
       for b in range(blocks[g]):
-        x = _Block(self.width * 2 ** g, stride=2 if (g > 0 and b == 0) else 1, bottleneck=bottleneck,
-                   ndim=2, preact=self.preact, skip_preact=self.preact and g == 0 and b == 0,
-                   num_segments=self.num_segments, fold_div=self.fold_div, dtype=self.dtype,
-                   param_dtype=self.param_dtype, name=f"group{g}_block{b}")(x, train)
+        block = remat_block(_Block, self.remat)
+        x = block(self.width * 2 ** g, stride=2 if (g > 0 and b == 0) else 1, bottleneck=bottleneck,
+                  ndim=2, preact=self.preact, skip_preact=self.preact and g == 0 and b == 0,
+                  num_segments=self.num_segments, fold_div=self.fold_div, dtype=self.dtype,
+                  param_dtype=self.param_dtype, name=f"group{g}_block{b}")(x, train)
     return x
 
 
@@ -219,6 +214,7 @@ class _Top(nn.Module):
   preact: bool
   num_segments: int
   fold_div: int = 8
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -231,13 +227,13 @@ class _Top(nn.Module):
       x = x.reshape((-1, t) + x.shape[1:])
     for g in (2, 3):
       for b in range(blocks[g]):
-        x = _Block(self.width * 2 ** g, stride=2 if b == 0 else 1, bottleneck=bottleneck,
-                   ndim=3 if three_d else 2, preact=self.preact,
-                   num_segments=0 if three_d else t, fold_div=self.fold_div, dtype=self.dtype,
-                   param_dtype=self.param_dtype, name=f"group{g}_block{b}")(x, train)
+        block = remat_block(_Block, self.remat)
+        x = block(self.width * 2 ** g, stride=2 if b == 0 else 1, bottleneck=bottleneck,
+                  ndim=3 if three_d else 2, preact=self.preact,
+                  num_segments=0 if three_d else t, fold_div=self.fold_div, dtype=self.dtype,
+                  param_dtype=self.param_dtype, name=f"group{g}_block{b}")(x, train)
     if self.preact:
-      x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                               dtype=self.dtype, param_dtype=self.param_dtype, name="final_bn")(x))
+      x = nn.relu(batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype, name="final_bn")(x))
     if not three_d:
       x = x.reshape((-1, t) + x.shape[1:])
     return x
@@ -272,8 +268,7 @@ class _NonLocal(nn.Module):
     attn = jax.nn.softmax(jnp.einsum("bic,bjc->bij", theta, phi).astype(jnp.float32), axis=-1)
     y = jnp.einsum("bij,bjc->bic", attn.astype(self.dtype), g)
     y = dense(c, name="out")(y)
-    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=self.dtype,
-                     param_dtype=self.param_dtype, scale_init=nn.initializers.zeros, name="bn")(y)
+    y = batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype, zero_init_scale=True, name="bn")(y)
     return x + y.reshape(x.shape)
 
 
@@ -314,6 +309,7 @@ class U2S(nn.Module):
   combine_mn: bool = False
   tsm_fold_div: int = 8
   dropout_rate: float = 0.0
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -347,11 +343,11 @@ class U2S(nn.Module):
     tsm = self.base == "tsm"
     common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     top = functools.partial(_Top, self.depth, self.width, self.base, preact, t,
-                            fold_div=self.tsm_fold_div, **common)
+                            fold_div=self.tsm_fold_div, remat=self.remat, **common)
 
     x = video.astype(self.dtype).reshape(b * t, h, w, ch)
     x = _Trunk(self.depth, self.width, preact, num_segments=t if tsm else 0,
-               fold_div=self.tsm_fold_div, name="res2d", **common)(x, train)
+               fold_div=self.tsm_fold_div, remat=self.remat, name="res2d", **common)(x, train)
 
     f_un = top(name="un_top")(x, train)                                          # [B, T, h, w, C]
     pooled_un = jnp.mean(f_un, axis=(1, 2, 3))
@@ -420,7 +416,7 @@ class U2S(nn.Module):
 
 _KEYS = ("depth", "width", "base", "preact", "variant", "mask_norm", "csm_distance", "csm_alpha",
          "csm_num_confusing", "csm_warmup_steps", "stats_momentum", "combine", "combine_mn",
-         "tsm_fold_div", "dropout_rate")
+         "tsm_fold_div", "dropout_rate", "remat")
 
 
 @MODELS.register("u2s")

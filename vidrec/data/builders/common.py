@@ -1,53 +1,37 @@
-"""Shared machinery of the real-dataset TFDS builders.
+"""The base of the real-dataset TFDS builders (UCF101, HMDB51, Something-Something v2, Penn Action,
+labelled video folders): :class:`VideoBuilder` does config naming (``<variant>`` at S=128,
+``<variant>_s<S>`` otherwise), class names resolved from ``manual_dir`` or restored from the prepared
+data, the per-split generator over :func:`decode.process_task` run by :func:`pool.ordered_parallel_map`,
+and the skip report (``prepare_report.json``).
 
-Everything that is the same for UCF101, HMDB51, Something-Something v2, Penn Action and
-labelled video folders lives here once:
-
-* decoding a video file with PyAV (or a folder / list of JPEG frames with PIL), resizing it
-  so the short side is ``S`` and JPEG-encoding the frames (:func:`process_task`);
-* detecting bad input (zero-byte, unreadable, truncated, zero-frame videos) and turning it
-  into a :class:`Skip` with a reason instead of an exception;
-* an ordered, bounded, crash-tolerant process-pool map (:func:`ordered_parallel_map`);
-* the base builder :class:`VideoBuilder`: config naming (``<variant>`` at S=128,
-  ``<variant>_s<S>`` otherwise), class names resolved from ``manual_dir`` or restored from
-  the prepared data, the per-split generator, the skip report (``prepare_report.json``).
-
-Subclasses implement ``_read_class_names(manual_dir)`` and ``_list_videos(manual_dir,
+Decoding lives in ``decode.py``, the process pool in ``pool.py``, ``manual_dir`` file helpers in
+``listing.py``. Subclasses implement ``_read_class_names(manual_dir)`` and ``_list_videos(manual_dir,
 class_names)`` and nothing else is required.
 """
 from __future__ import annotations
 
 import abc
-import collections
-import concurrent.futures
 import dataclasses
-import io
 import itertools
 import json
-import multiprocessing
 import os
 import re
 import sys
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from absl import logging
 from etils import epath
-import numpy as np
 import tensorflow_datasets as tfds
 
 from vidrec.data import features as features_lib
+from vidrec.data.builders.decode import Skip, VideoTask, process_task
+from vidrec.data.builders.pool import ordered_parallel_map
 
 DEFAULT_SHORT_SIDE = 128
 VERSION = tfds.core.Version("1.0.0")
 REPORT_FILENAME = "prepare_report.json"
-VIDEO_EXTENSIONS = frozenset({
-    ".avi", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv",
-    ".3gp", ".ogv", ".ts", ".mts", ".vob", ".asf",
-})
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
-# Decoded fewer than this fraction of the frames the container declares -> truncated.
-_TRUNCATION_TOLERANCE = 0.9
+
+_T = TypeVar("_T")
 
 
 class DataLayoutError(FileNotFoundError):
@@ -57,307 +41,6 @@ class DataLayoutError(FileNotFoundError):
 def layout_error(dataset: str, problem: str, instructions: str) -> DataLayoutError:
   """One clear error: what is wrong, where the data comes from, layout, command to run."""
   return DataLayoutError(f"{dataset}: {problem}\n\n{instructions.strip()}\n")
-
-
-# --------------------------------------------------------------------------------------
-# Tasks, skips and the per-video worker.
-# --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class VideoTask:
-  """One video to decode. ``source`` is a file path (kind 'video') or a list of frame
-  paths / encoded frame bytes (kind 'frames'); ``fps`` is only used for 'frames'."""
-
-  source: Any
-  label: int
-  video_id: str
-  short_side: int
-  jpeg_quality: int
-  kind: str = "video"
-  fps: float | None = None
-  name: str = ""  # what skip reports call the video (default: source path)
-
-  @property
-  def display_name(self) -> str:
-    return self.name or str(self.source)
-
-
-@dataclasses.dataclass(frozen=True)
-class Skip:
-  """A video that was not written, and why."""
-
-  reason: str
-
-
-class BadVideo(Exception):
-  """Raised inside the decoders for unusable input; becomes a :class:`Skip`."""
-
-
-def short_side_size(width: float, height: float, short_side: int) -> tuple[int, int]:
-  """(new_width, new_height) with the short side equal to ``short_side``, aspect kept."""
-  if width <= 0 or height <= 0:
-    raise BadVideo(f"invalid frame size {width}x{height}")
-  if width <= height:
-    return short_side, max(1, int(round(height * short_side / width)))
-  return max(1, int(round(width * short_side / height))), short_side
-
-
-def _interpolation(src_short: float, dst_short: int) -> str:
-  return "AREA" if dst_short < src_short else "BICUBIC"
-
-
-def decode_video(path: str, short_side: int) -> tuple[np.ndarray, float]:
-  """Decodes every frame of ``path`` with PyAV, resized to short side ``short_side``.
-
-  Returns (uint8 [T,H,W,3], fps). Raises :class:`BadVideo` for zero-byte, unreadable,
-  truncated or zero-frame files.
-  """
-  import av  # pylint: disable=g-import-not-at-top
-
-  try:
-    size = os.path.getsize(path)
-  except OSError as e:
-    raise BadVideo(f"cannot stat file: {e}") from e
-  if size == 0:
-    raise BadVideo("empty file (0 bytes)")
-  try:
-    container = av.open(path, mode="r", metadata_errors="ignore")
-  except Exception as e:  # pylint: disable=broad-except
-    raise BadVideo(f"unreadable container: {e}") from e
-  with container:
-    if not container.streams.video:
-      raise BadVideo("no video stream")
-    stream = container.streams.video[0]  # single-threaded: parallelism is per video
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    fps = float(rate) if rate else 0.0
-    expected = int(stream.frames or 0)
-    duration = None
-    if stream.duration is not None and stream.time_base is not None:
-      duration = float(stream.duration * stream.time_base)
-    elif container.duration:
-      duration = container.duration / 1_000_000
-    if not expected and fps > 0 and duration:
-      expected = int(round(duration * fps))
-    sar = None
-    try:
-      sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-    except Exception:  # pylint: disable=broad-except
-      pass
-    frames, target, error = [], None, None
-    try:
-      for frame in container.decode(stream):
-        if target is None:
-          display_w = frame.width * float(sar) if sar and float(sar) > 0 else frame.width
-          target = short_side_size(display_w, frame.height, short_side)
-          interp = _interpolation(min(display_w, frame.height), short_side)
-        frames.append(frame.reformat(width=target[0], height=target[1], format="rgb24",
-                                     interpolation=interp).to_ndarray())
-    except Exception as e:  # pylint: disable=broad-except
-      error = e
-  n = len(frames)
-  if n == 0:
-    raise BadVideo("no decodable frames" + (f" ({error})" if error else ""))
-  if expected and n < _TRUNCATION_TOLERANCE * expected:
-    raise BadVideo(f"truncated: decoded {n} of {expected} frames"
-                   + (f" ({error})" if error else ""))
-  if error is not None and not expected:
-    raise BadVideo(f"decode error after {n} frames: {error}")
-  if error is not None:
-    logging.warning("%s: decode error after %d of %d frames, keeping them: %s",
-                    path, n, expected, error)
-  if fps <= 0:
-    if not duration:
-      raise BadVideo("unknown frame rate and duration")
-    fps = n / duration
-  return np.stack(frames), fps
-
-
-def load_frames(items: Sequence[Any], short_side: int) -> np.ndarray:
-  """Reads frame images (paths or encoded bytes) with PIL, resized to short side S."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-
-  if not items:
-    raise BadVideo("no frames")
-  out, target = [], None
-  for i, item in enumerate(items):
-    name = item if isinstance(item, (str, os.PathLike)) else f"frame {i}"
-    try:
-      with Image.open(item if not isinstance(item, bytes) else io.BytesIO(item)) as im:
-        im = im.convert("RGB")
-        if target is None:
-          target = short_side_size(im.width, im.height, short_side)
-          resample = (Image.Resampling.BOX if short_side < min(im.size)
-                      else Image.Resampling.BICUBIC)
-        if im.size != target:
-          im = im.resize(target, resample)
-        out.append(np.asarray(im, dtype=np.uint8))
-    except Exception as e:  # pylint: disable=broad-except
-      raise BadVideo(f"unreadable frame {os.path.basename(str(name))}: {e}") from e
-  return np.stack(out)
-
-
-def encode_jpeg(frames: np.ndarray, quality: int) -> list[bytes]:
-  """JPEG-encodes each (H,W,3) uint8 frame with PIL (libjpeg-turbo, 4:2:0)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-
-  encoded = []
-  for frame in frames:
-    buf = io.BytesIO()
-    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
-    encoded.append(buf.getvalue())
-  return encoded
-
-
-def process_task(task: VideoTask) -> dict | Skip:
-  """Decodes, resizes and JPEG-encodes one video; never raises (bad input -> Skip).
-
-  The example is built by ``features.make_example`` (which validates the uint8 T,H,W,3
-  array); its frames are then JPEG-encoded here, in the worker, so the parent process
-  only copies bytes (``tfds.features.Video`` accepts encoded frames as they are).
-  """
-  try:
-    if task.kind == "video":
-      frames, fps = decode_video(str(task.source), task.short_side)
-    elif task.kind == "frames":
-      frames, fps = load_frames(task.source, task.short_side), float(task.fps or 0.0)
-    else:
-      raise ValueError(f"unknown task kind {task.kind!r}")
-    example = features_lib.make_example(frames, task.label, task.video_id, fps)
-    example["video"] = encode_jpeg(frames, task.jpeg_quality)
-    return example
-  except BadVideo as e:
-    return Skip(str(e))
-  except MemoryError:
-    return Skip("out of memory while decoding")
-  except Exception as e:  # pylint: disable=broad-except
-    return Skip(f"{type(e).__name__}: {e}")
-
-
-# --------------------------------------------------------------------------------------
-# Ordered, bounded, crash-tolerant parallel map.
-# --------------------------------------------------------------------------------------
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-  # fork: workers start instantly and do not re-import TensorFlow; they only run PyAV/PIL.
-  method = "fork" if sys.platform.startswith("linux") else "spawn"
-  return multiprocessing.get_context(method)
-
-
-def _run_isolated(fn: Callable[[_T], _R], item: _T,
-                  on_crash: Callable[[_T], _R]) -> _R:
-  with concurrent.futures.ProcessPoolExecutor(1, mp_context=_mp_context()) as ex:
-    try:
-      return ex.submit(fn, item).result()
-    except BrokenProcessPool:
-      return on_crash(item)
-
-
-def ordered_parallel_map(fn: Callable[[_T], _R], items: Iterable[_T], workers: int,
-                         on_crash: Callable[[_T], _R],
-                         max_in_flight: int | None = None) -> Iterator[tuple[_T, _R]]:
-  """Yields ``(item, fn(item))`` in input order, computing ``fn`` in ``workers`` processes.
-
-  At most ``max_in_flight`` items (default 4 per worker) are submitted but not yet
-  yielded, so memory stays bounded however slow the consumer. If a worker process dies
-  (a decoder segfault, the OOM killer), the items that were in flight are re-run one by
-  one in fresh processes; the one that kills its process again gets ``on_crash(item)``
-  and the map carries on. ``workers <= 1`` runs ``fn`` in this process.
-  """
-  if workers <= 1:
-    for item in items:
-      yield item, fn(item)
-    return
-  max_in_flight = max_in_flight or 4 * workers
-  iterator = iter(items)
-  pending: collections.deque = collections.deque()
-  executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=_mp_context())
-  try:
-    exhausted = False
-    while True:
-      while not exhausted and len(pending) < max_in_flight:
-        try:
-          item = next(iterator)
-        except StopIteration:
-          exhausted = True
-          break
-        pending.append((item, executor.submit(fn, item)))
-      if not pending:
-        break
-      item, future = pending.popleft()
-      try:
-        result = future.result()
-      except BrokenProcessPool:
-        logging.warning("A decoding worker died; re-running %d in-flight videos one by "
-                        "one to find the culprit.", len(pending) + 1)
-        executor.shutdown(wait=True, cancel_futures=True)
-        redo = [item] + [it for it, _ in pending]
-        pending.clear()
-        for it in redo:
-          yield it, _run_isolated(fn, it, on_crash)
-        executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=_mp_context())
-        continue
-      yield item, result
-  finally:
-    executor.shutdown(wait=True, cancel_futures=True)
-
-
-# --------------------------------------------------------------------------------------
-# Small helpers for the builders.
-# --------------------------------------------------------------------------------------
-
-
-def first_existing(root: epath.Path, candidates: Sequence[str]) -> epath.Path | None:
-  """The first ``root / c`` that exists, else None."""
-  for c in candidates:
-    p = root / c if c else root
-    if p.exists():
-      return p
-  return None
-
-
-def read_lines(path: epath.Path) -> list[str]:
-  """Non-empty, stripped lines of a text file (tolerates BOMs and CRLF)."""
-  text = path.read_bytes().decode("utf-8-sig", errors="replace")
-  return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def is_hidden(path: epath.Path) -> bool:
-  return path.name.startswith(".")
-
-
-class CaseInsensitiveFinder:
-  """Finds ``root/rel`` on disk, falling back to a case-insensitive match per path part
-  (UCF101's lists say ``HandstandPushups/v_HandStandPushups_...`` for instance)."""
-
-  def __init__(self, root: epath.Path):
-    self.root = root
-    self._listings: dict[str, dict[str, epath.Path]] = {}
-
-  def _listing(self, directory: epath.Path) -> dict[str, epath.Path]:
-    key = os.fspath(directory)
-    if key not in self._listings:
-      try:
-        self._listings[key] = {p.name.lower(): p for p in directory.iterdir()}
-      except OSError:
-        self._listings[key] = {}
-    return self._listings[key]
-
-  def find(self, rel: str) -> epath.Path | None:
-    exact = self.root / rel
-    if exact.exists():
-      return exact
-    current = self.root
-    for part in [p for p in rel.replace("\\", "/").split("/") if p]:
-      nxt = self._listing(current).get(part.lower())
-      if nxt is None:
-        return None
-      current = nxt
-    return current
 
 
 def _progress(iterable: Iterable[_T], total: int | None, desc: str) -> Iterable[_T]:

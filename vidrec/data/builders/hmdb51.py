@@ -13,6 +13,8 @@ from typing import Iterable, Mapping, Sequence
 from etils import epath
 
 from vidrec.data.builders import common
+from vidrec.data.builders import decode
+from vidrec.data.builders import listing
 
 _SPLITS_DIRS = ("testTrainMulti_7030_splits", "test_train_splits/testTrainMulti_7030_splits",
                 "splits/testTrainMulti_7030_splits")
@@ -54,7 +56,7 @@ class Hmdb51(common.VideoBuilder):
   booktitle={ICCV}, year={2011}}"""
 
   def _split_files(self, manual_dir: epath.Path) -> dict[str, epath.Path]:
-    splits_dir = common.first_existing(manual_dir, _SPLITS_DIRS)
+    splits_dir = listing.first_existing(manual_dir, _SPLITS_DIRS)
     if splits_dir is None:
       raise self.layout_error(
           f"split folder {os.fspath(manual_dir / _SPLITS_DIRS[0])} is missing.")
@@ -73,17 +75,17 @@ class Hmdb51(common.VideoBuilder):
     return sorted(self._split_files(manual_dir))
 
   def _list_videos(self, manual_dir: epath.Path, class_names: Sequence[str]
-                   ) -> Mapping[str, Iterable[common.VideoTask]]:
+                   ) -> Mapping[str, Iterable[decode.VideoTask]]:
     files = self._split_files(manual_dir)
     root = next((r for r in (manual_dir / d if d else manual_dir for d in _VIDEO_ROOTS)
                  if any((r / c).is_dir() for c in class_names)), None)
     if root is None:
       raise self.layout_error(f"no class folders (e.g. {os.fspath(manual_dir / class_names[0])})"
                               f" found in {os.fspath(manual_dir)}.")
-    finder = common.CaseInsensitiveFinder(root)
-    out: dict[str, list[common.VideoTask]] = {"train": [], "test": []}
+    finder = listing.CaseInsensitiveFinder(root)
+    out: dict[str, list[decode.VideoTask]] = {"train": [], "test": []}
     for label, cls in enumerate(class_names):
-      for line in common.read_lines(files[cls]):
+      for line in listing.read_lines(files[cls]):
         parts = line.split()
         if len(parts) < 2 or parts[-1] not in ("0", "1", "2"):
           self._skip("?", f"{os.fspath(files[cls])}: {line!r}", "malformed split line")

@@ -14,6 +14,8 @@ from etils import epath
 import numpy as np
 
 from vidrec.data.builders import common
+from vidrec.data.builders import decode
+from vidrec.data.builders import listing
 
 PENN_FPS = 30.0
 _ROOTS = ("", "Penn_Action")
@@ -94,17 +96,17 @@ class PennAction(common.VideoBuilder):
     return sorted({action for action, _ in good.values()})
 
   def _list_videos(self, manual_dir: epath.Path, class_names: Sequence[str]
-                   ) -> Mapping[str, Iterable[common.VideoTask]]:
+                   ) -> Mapping[str, Iterable[decode.VideoTask]]:
     root = self._root(manual_dir)
     good, bad = self._read_annotations(manual_dir)
     for file, reason in bad:
       self._skip("?", file, reason)
     label_of = {n: i for i, n in enumerate(class_names)}
     frame_dirs = {p.name: p for p in root.joinpath("frames").iterdir()
-                  if p.is_dir() and not common.is_hidden(p)}
+                  if p.is_dir() and not listing.is_hidden(p)}
     for vid in sorted(set(frame_dirs) - set(good)):
       self._skip("?", os.fspath(frame_dirs[vid]), "no annotation labels/<id>.mat")
-    out: dict[str, list[common.VideoTask]] = {"train": [], "test": []}
+    out: dict[str, list[decode.VideoTask]] = {"train": [], "test": []}
     for vid, (action, is_train) in sorted(good.items()):
       split = "train" if is_train else "test"
       folder = frame_dirs.get(vid)
@@ -112,7 +114,7 @@ class PennAction(common.VideoBuilder):
         self._skip(split, os.fspath(root / "frames" / vid), "frame folder missing")
         continue
       frames = sorted(os.fspath(p) for p in folder.iterdir()
-                      if p.suffix.lower() in common.IMAGE_EXTENSIONS and not common.is_hidden(p))
+                      if p.suffix.lower() in listing.IMAGE_EXTENSIONS and not listing.is_hidden(p))
       if not frames:
         self._skip(split, os.fspath(folder), "no frames")
         continue

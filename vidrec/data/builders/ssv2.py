@@ -20,6 +20,8 @@ from typing import Iterable, Mapping, Sequence
 from etils import epath
 
 from vidrec.data.builders import common
+from vidrec.data.builders import decode
+from vidrec.data.builders import listing
 
 _LABEL_DIRS = ("labels", "")
 _VIDEO_DIRS = ("20bn-something-something-v2", "videos")
@@ -83,7 +85,7 @@ class SomethingSomethingV2(common.VideoBuilder):
   author={Goyal, Raghav and others}, booktitle={ICCV}, year={2017}}"""
 
   def _json(self, manual_dir: epath.Path, fname: str):
-    path = common.first_existing(manual_dir, [f"{d}/{fname}" if d else fname
+    path = listing.first_existing(manual_dir, [f"{d}/{fname}" if d else fname
                                               for d in _LABEL_DIRS])
     if path is None:
       raise self.layout_error(f"{fname} is missing (looked in {os.fspath(manual_dir)} and "
@@ -101,7 +103,7 @@ class SomethingSomethingV2(common.VideoBuilder):
     return [by_index[i] for i in range(len(labels))]
 
   def _list_videos(self, manual_dir: epath.Path, class_names: Sequence[str]
-                   ) -> Mapping[str, Iterable[common.VideoTask]]:
+                   ) -> Mapping[str, Iterable[decode.VideoTask]]:
     label_of = {n.lower(): i for i, n in enumerate(class_names)}
     video_dir = next((manual_dir / d for d in _VIDEO_DIRS if (manual_dir / d).is_dir()),
                      manual_dir)

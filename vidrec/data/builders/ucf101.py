@@ -15,6 +15,8 @@ from etils import epath
 import tensorflow_datasets as tfds
 
 from vidrec.data.builders import common
+from vidrec.data.builders import decode
+from vidrec.data.builders import listing
 
 UCF101_FPS = 25.0  # every UCF101 clip is 25 fps; TFDS's ucf101 does not store fps
 
@@ -80,7 +82,7 @@ class Ucf101(common.VideoBuilder):
     if not path.exists():
       raise self.layout_error(f"class list {os.fspath(path)} is missing.")
     by_index = {}
-    for line in common.read_lines(path):
+    for line in listing.read_lines(path):
       parts = line.split()
       if len(parts) != 2 or not parts[0].isdigit():
         raise self.layout_error(f"{os.fspath(path)}: malformed line {line!r}.")
@@ -90,14 +92,14 @@ class Ucf101(common.VideoBuilder):
     return [by_index[i] for i in range(1, len(by_index) + 1)]
 
   def _list_videos(self, manual_dir: epath.Path, class_names: Sequence[str]
-                   ) -> Mapping[str, Iterable[common.VideoTask]]:
+                   ) -> Mapping[str, Iterable[decode.VideoTask]]:
     if self.builder_config.source == "tfds":
       src = self._tfds_source(manual_dir)
       return {split: _TfdsSplit(self, src, split) for split in src.info.splits}
     videos_root = manual_dir / "UCF-101"
     if not videos_root.is_dir():
       raise self.layout_error(f"video folder {os.fspath(videos_root)} is missing.")
-    finder = common.CaseInsensitiveFinder(videos_root)
+    finder = listing.CaseInsensitiveFinder(videos_root)
     by_lower = {c.lower(): i for i, c in enumerate(class_names)}
     n = self.builder_config.split_number
     out = {}
@@ -106,7 +108,7 @@ class Ucf101(common.VideoBuilder):
       if not list_path.exists():
         raise self.layout_error(f"split file {os.fspath(list_path)} is missing.")
       tasks = []
-      for line in common.read_lines(list_path):
+      for line in listing.read_lines(list_path):
         parts = line.split()
         rel = parts[0].replace("\\", "/")
         label = by_lower.get(rel.split("/")[0].lower())
@@ -155,7 +157,7 @@ class _TfdsSplit:
   def __len__(self) -> int:
     return int(self.src.info.splits[self.split].num_examples)
 
-  def __iter__(self) -> Iterator[common.VideoTask]:
+  def __iter__(self) -> Iterator[decode.VideoTask]:
     ds = self.src.as_dataset(split=self.split, shuffle_files=False,
                              decoders={"video": tfds.decode.SkipDecoding()})
     for i, ex in enumerate(tfds.as_numpy(ds)):

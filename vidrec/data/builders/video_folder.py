@@ -10,7 +10,7 @@ Layouts of the manual_dir M:
   videos never moves a video between splits.
 
 Videos may sit in sub-folders of a class folder; any container PyAV reads is accepted
-(files are recognised by extension, see ``common.VIDEO_EXTENSIONS``; other files are
+(files are recognised by extension, see ``listing.VIDEO_EXTENSIONS``; other files are
 reported as skipped). Class names are the class folder names, sorted.
 
 The builder config name is NAME; data lives in ``<data_dir>/video_folder/NAME/1.0.0``.
@@ -30,6 +30,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from etils import epath
 
 from vidrec.data.builders import common
+from vidrec.data.builders import decode
+from vidrec.data.builders import listing
 
 RECORD_FILENAME = "video_folder.json"
 DEFAULT_TRAIN_RATIO = 0.8
@@ -141,7 +143,7 @@ class VideoFolder(common.VideoBuilder):
 
   def _layout(self, manual_dir: epath.Path) -> dict[str, epath.Path] | None:
     """{split: folder} in split-folder mode, None in class-folder (hashed) mode."""
-    dirs = [p for p in manual_dir.iterdir() if p.is_dir() and not common.is_hidden(p)]
+    dirs = [p for p in manual_dir.iterdir() if p.is_dir() and not listing.is_hidden(p)]
     split_dirs = [p for p in dirs if p.name.lower() in _SPLIT_DIRS]
     if not split_dirs:
       return None
@@ -161,7 +163,7 @@ class VideoFolder(common.VideoBuilder):
 
   @staticmethod
   def _class_dirs(folder: epath.Path) -> list[epath.Path]:
-    return sorted((p for p in folder.iterdir() if p.is_dir() and not common.is_hidden(p)),
+    return sorted((p for p in folder.iterdir() if p.is_dir() and not listing.is_hidden(p)),
                   key=lambda p: p.name)
 
   def _read_class_names(self, manual_dir: epath.Path) -> list[str]:
@@ -173,10 +175,10 @@ class VideoFolder(common.VideoBuilder):
     return names
 
   def _list_videos(self, manual_dir: epath.Path, class_names: Sequence[str]
-                   ) -> Mapping[str, Iterable[common.VideoTask]]:
+                   ) -> Mapping[str, Iterable[decode.VideoTask]]:
     layout = self._layout(manual_dir)
     label_of = {n: i for i, n in enumerate(class_names)}
-    out: dict[str, list[common.VideoTask]] = (
+    out: dict[str, list[decode.VideoTask]] = (
         {s: [] for s in layout} if layout else {"train": [], "test": []})
     for folder in (layout.values() if layout else [manual_dir]):
       fixed_split = _SPLIT_DIRS[folder.name.lower()] if layout else None
@@ -185,7 +187,7 @@ class VideoFolder(common.VideoBuilder):
           path = class_dir / rel
           video_id = f"{class_dir.name}/{rel}"
           split = fixed_split or hashed_split(video_id, self.train_ratio)
-          if path.suffix.lower() not in common.VIDEO_EXTENSIONS:
+          if path.suffix.lower() not in listing.VIDEO_EXTENSIONS:
             self._skip(split, os.fspath(path), "not a recognised video file extension")
             continue
           out[split].append(self._task(os.fspath(path), label_of[class_dir.name], video_id))

@@ -1,6 +1,6 @@
 """Ablations: train + evaluate several config arms over several seeds; print a mean ± std table.
 
-  python -m vidrec.ablate --config configs/u2s_sthv2.py:ablation --workdir workdir/abl_u2s \
+  python -m vidrec.tools.ablate --config configs/u2s_sthv2.py:ablation --workdir workdir/abl_u2s \
       --arm "one-pass: model.variant=one_pass" --arm "U2S: model.variant=u2s" --seeds 0,1,2
 
 Each arm is ``NAME: key=value[, key=value ...]`` (config overrides, values parsed as Python literals
@@ -21,6 +21,8 @@ import ml_collections
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from vidrec import fs
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Base config of every arm.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the runs.")
@@ -61,12 +63,11 @@ def _lookup(report: dict, key: str) -> float:
 
 def run_arm(config, workdir: str, metric: str) -> float:
   from vidrec import evaluate, trainer  # pylint: disable=g-import-not-at-top
-  path = os.path.join(workdir, "eval", f"{config.dataset.eval_split}_report.json")
-  if not os.path.exists(path):
+  path = fs.path(workdir) / "eval" / f"{config.dataset.eval_split}_report.json"
+  if not path.exists():
     trainer.train(config, workdir)
     evaluate.evaluate(config, workdir)
-  with open(path) as f:
-    return _lookup(json.load(f), metric)
+  return _lookup(json.loads(path.read_text()), metric)
 
 
 def table(results: dict[str, list[float]], seeds: list[int], metric: str) -> str:
@@ -93,11 +94,10 @@ def main(argv):
       value = run_arm(config, os.path.join(_WORKDIR.value, slug, f"seed{seed}"), _METRIC.value)
       results.setdefault(name, []).append(value)
       print(f"{name} seed {seed}: {_METRIC.value}={value:.4f}", flush=True)
-  command = shlex.join(["python", "-m", "vidrec.ablate"] + sys.argv[1:])
+  command = shlex.join(["python", "-m", "vidrec.tools.ablate"] + sys.argv[1:])
   text = f"`{command}`\n\n{table(results, seeds, _METRIC.value)}\n"
   print(text)
-  with open(os.path.join(_WORKDIR.value, "table.md"), "w") as f:
-    f.write(text)
+  (fs.path(_WORKDIR.value) / "table.md").write_text(text)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Preview the ``synthetic_actions`` classes: a PNG frame grid and an animated GIF per class.
 
-    python -m vidrec.data.preview --out /tmp/preview [--per_class 3] [--resolution 64] [--seed 0]
+    python -m vidrec.tools.preview --out /tmp/preview [--per_class 3] [--resolution 64] [--seed 0]
 
 Renders with ``render_video`` directly (no dataset build). Per class ``c`` it writes
 ``class_<c>.png`` (rows = videos, columns = evenly spaced frames, titled with the class
@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from vidrec.data import synthetic
+from vidrec.tools import plotting
 
 
 def sample_videos(class_id: int, per_class: int, resolution: int, seed: int,
@@ -37,10 +38,7 @@ def frame_indices(num_frames: int, num_columns: int) -> np.ndarray:
 
 def save_grid(videos: Sequence[np.ndarray], title: str, path: str, columns: int = 8) -> None:
   """PNG grid: one row per video, ``columns`` evenly spaced frames."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
+  plt = plotting.pyplot()
   rows = len(videos)
   fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.3 * rows + 0.5),
                            squeeze=False)
@@ -53,8 +51,7 @@ def save_grid(videos: Sequence[np.ndarray], title: str, path: str, columns: int 
       ax.set_title(f"t={t}/{len(video) - 1}", fontsize=6, pad=2)
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  plotting.save_figure(fig, path, dpi=100)
 
 
 def save_gif(videos: Sequence[np.ndarray], path: str, scale: int = 3, fps: float = 12.0) -> None:

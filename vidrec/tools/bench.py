@@ -1,4 +1,4 @@
-"""Benchmark: python -m vidrec.bench --config configs/<model>_<dataset>.py[:variant] [--steps 20].
+"""Benchmark: python -m vidrec.tools.bench --config configs/<model>_<dataset>.py[:variant] [--steps 20].
 
 After compilation, measures train-step clips/s, eval (forward) clips/s, input-pipeline clips/s alone
 (training pipeline, and the test-view pipeline), XLA's FLOPs per clip (cost analysis) and peak memory;
@@ -11,7 +11,6 @@ import resource
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -49,7 +48,7 @@ def run(config, steps: int, input_batches: int) -> dict:
            "label": rng.integers(0, s.num_classes, batch_size).astype(np.int32)}
   batch = jax.device_put(batch, sharded)
   step = jax.jit(trainer.make_train_step(s.model, s.tx, losses.LOSSES.get(config.loss.name), config.loss,
-                                         s.schedule, jax.random.key(1)),
+                                         s.schedule, jax.random.key(1), config, s.mesh),
                  in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
   compiled_step = step.lower(ts, batch).compile()
   state = {"ts": ts}

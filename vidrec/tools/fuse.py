@@ -1,8 +1,8 @@
 """Late fusion of evaluated models: a weighted sum of their per-video scores (e.g. SGN + Frame, paper
 000 Tables V-VII; two-stream RGB + flow).
 
-  python -m vidrec.fuse --member W_sgn/eval/test_scores.npz:logits:1.0 \
-                        --member W_frame/eval/test_scores.npz:logits:0.5 --out DIR
+  python -m vidrec.tools.fuse --member W_sgn/eval/test_scores.npz:logits:1.0 \
+                              --member W_frame/eval/test_scores.npz:logits:0.5 --out DIR
 
 Each member is ``SCORES.npz[:HEAD[:WEIGHT]]`` (``eval.py`` writes ``<workdir>/eval/<split>_scores.npz``
 with the aggregated per-video scores of every evaluated head; HEAD defaults to ``logits``, WEIGHT to
@@ -17,7 +17,7 @@ from typing import Mapping
 import numpy as np
 from absl import app, flags
 
-from vidrec import evaluate
+from vidrec import evaluate, fs
 
 _MEMBERS = flags.DEFINE_multi_string("member", [], "SCORES.npz[:HEAD[:WEIGHT]]")
 _OUT = flags.DEFINE_string("out", None, "Output folder for the fused report.")
@@ -47,7 +47,7 @@ def fuse_files(members: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
   scores, weights, labels, class_names = {}, {}, None, None
   for i, spec in enumerate(members):
     path, head, weight = parse_member(spec)
-    data = np.load(path)
+    data = fs.load_npz(path)
     if head not in data:
       raise KeyError(f"{path} has no head {head!r}; it has {[k for k in data if k not in ('labels', 'class_names')]}")
     if labels is not None and not np.array_equal(labels, data["labels"]):

@@ -14,17 +14,18 @@ Library use::
   outputs = model.apply(variables, video[None], train=False)
   render_alpha_grid(video, alphas_from_outputs(outputs), "alpha.png")
 
-or :func:`render_from_model`. ``python -m vidrec.visualize_sgn --demo --out alpha.png`` renders the maps
-of a tiny randomly initialised SGN on a synthetic moving square (a smoke test); with a trained run,
-``python -m vidrec.visualize_sgn --config configs/sgn_ucf101.py:synthetic --workdir W --out alpha.png
-[--video_index 3] [--split test]`` renders the maps of one test video.
+or :func:`render_from_model`. ``python -m vidrec.tools.visualize_sgn --demo --out alpha.png`` renders
+the maps of a tiny randomly initialised SGN on a synthetic moving square (a smoke test); with a trained
+run, ``python -m vidrec.tools.visualize_sgn --config configs/sgn_ucf101.py:synthetic --workdir W
+--out alpha.png [--video_index 3] [--split test]`` renders the maps of one test video.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from vidrec.tools import plotting
 
 REDUCTIONS = ("max", "mean")
 
@@ -61,35 +62,6 @@ def summarize_alpha(alpha: np.ndarray, reduce: str = "max") -> np.ndarray:
   return a
 
 
-def _resize_bilinear(img: np.ndarray, height: int, width: int) -> np.ndarray:
-  """[h, w] -> [height, width], bilinear with half-pixel centres (edges clamped)."""
-  h, w = img.shape
-
-  def coords(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, n_in - 1)
-    return lo, hi, pos - lo
-
-  y0, y1, fy = coords(height, h)
-  x0, x1, fx = coords(width, w)
-  top = img[y0][:, x0] * (1 - fx) + img[y0][:, x1] * fx
-  bottom = img[y1][:, x0] * (1 - fx) + img[y1][:, x1] * fx
-  return top * (1 - fy)[:, None] + bottom * fy[:, None]
-
-
-def upsample_alpha(a: np.ndarray, num_frames: int, height: int, width: int) -> np.ndarray:
-  """[T', H', W'] -> [T, H, W]: nearest in time (t -> t * T' // T), bilinear in space."""
-  t_in = a.shape[0]
-  return np.stack([_resize_bilinear(a[min(t * t_in // num_frames, t_in - 1)], height, width)
-                   for t in range(num_frames)])
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-  lo, hi = float(x.min()), float(x.max())
-  return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-
-
 def _display_frames(video: np.ndarray) -> np.ndarray:
   v = np.asarray(video)
   if v.ndim == 5 and v.shape[0] == 1:
@@ -98,7 +70,7 @@ def _display_frames(video: np.ndarray) -> np.ndarray:
     raise ValueError(f"video must be [T, H, W, 3], got shape {np.shape(video)}")
   if v.dtype == np.uint8:
     return v.astype(np.float32) / 255.0
-  return _normalize(v.astype(np.float32))  # normalised float frames: stretch to [0, 1] for display
+  return plotting.minmax(v.astype(np.float32))  # normalised float frames: stretch to [0, 1] for display
 
 
 def render_alpha_grid(video: np.ndarray, alphas: Mapping[str, np.ndarray], path: str, *,
@@ -110,15 +82,12 @@ def render_alpha_grid(video: np.ndarray, alphas: Mapping[str, np.ndarray], path:
   ('3b' or 'alpha/3b') to alpha [T', H', W', C] (or already summarised [T', H', W']). At most
   ``max_frames`` evenly spaced frames are shown. Returns ``path``.
   """
-  import matplotlib
-  matplotlib.use("Agg", force=False)
-  import matplotlib.pyplot as plt
-
+  plt = plotting.pyplot()
   frames = _display_frames(video)
   num_frames, height, width = frames.shape[:3]
   cols = np.unique(np.linspace(0, num_frames - 1, min(max_frames, num_frames)).round().astype(int))
   blocks = sorted(alphas, key=_block_key)
-  maps = {b: _normalize(upsample_alpha(summarize_alpha(alphas[b], reduce), num_frames, height, width))
+  maps = {b: plotting.minmax(plotting.upsample_map(summarize_alpha(alphas[b], reduce), num_frames, height, width))
           for b in blocks}
   rows = 1 + len(blocks)
   fig, axes = plt.subplots(rows, len(cols), figsize=(1.6 * len(cols) + 0.6, 1.6 * rows), squeeze=False)
@@ -136,10 +105,7 @@ def render_alpha_grid(video: np.ndarray, alphas: Mapping[str, np.ndarray], path:
   if title:
     fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=dpi)
-  plt.close(fig)
-  return path
+  return plotting.save_figure(fig, path, dpi)
 
 
 def render_from_model(model: Any, variables: Any, video: np.ndarray, path: str, **kwargs: Any) -> str:

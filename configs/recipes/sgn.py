@@ -1,0 +1,44 @@
+"""Recipes of the SGN paper (000): its training protocol (shared with its ResNet3D baseline), the SGN
+model keys and the single-frame stream of SGN + Frame."""
+from __future__ import annotations
+
+import ml_collections
+
+
+def sgn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, decay_every: int) -> None:
+  """SGN Sec. IV-B, shared by the ResNet3D and SGN configs: 16-frame clips resized to 128x171 and
+  cropped to 112, every non-overlapping clip at test with a majority vote, SGD lr 0.001, momentum
+  0.9, weight decay 5e-4, x0.1 every ``decay_every`` iterations (10k UCF101, 5k HMDB51/Penn), 50k."""
+  c.dataset.update(name=dataset, train_split="train", eval_split="test")
+  c.input.update(sampler="dense", clip_len=16, stride=1, num_test_clips=0, resize=(128, 171), crop=112)
+  c.optimizer.update(lr=0.001, momentum=0.9, weight_decay=5e-4, schedule="step", decay_every=decay_every)
+  c.batch_size = 32
+  c.num_train_steps = 50_000
+  c.eval.aggregation = "majority_vote"
+
+
+def sgn_model(c: ml_collections.ConfigDict, sgm: str, sgm_blocks: str) -> None:
+  """SGN on ResNet3D-18 (paper 000): every ``config.model`` key of ``vidrec.models.sgn`` with its
+  default, the SGM kind (S | M | G) and the gated blocks ("3b", "4a,4b", "all_rib", ...)."""
+  c.model.update({
+      "name": "sgn", "width": 64, "num_stages": 4, "blocks_per_stage": 2, "dropout": 0.0,
+      "sgm": sgm, "sgm_blocks": sgm_blocks,
+      "cross_layer": "",               # "dest:source,..." e.g. "3b:2b" (Fig. 6); "" = none
+      "cross_layer_mode": "learned",   # learned | direct (the paper's down-sampled baseline)
+      "cross_layer_resample": "strided",
+      "softmax_axis": "channel",       # channel (Caffe's default axis) | spacetime
+      "gate": "softmax",               # softmax | sigmoid (the authors' ODAR version)
+      "alpha_rescale": False})
+
+
+def frame_model(c: ml_collections.ConfigDict, depth: int = 18) -> None:
+  """The "Frame" stream of SGN + Frame (paper 000, Tables V-VII): a 2D ResNet-18/50 trained on one
+  random frame per video and tested on 16 evenly spaced frames (mean softmax), for late fusion with
+  SGN by ``python -m vidrec.tools.fuse``. Keeps the input size and width of the config it modifies."""
+  width = c.model.get("width", 64)
+  c.model = ml_collections.ConfigDict({
+      "name": "resnet2d_frame", "depth": depth, "width": width, "dropout": 0.0,
+      "zero_init_residual": False, "dtype": c.model.get("dtype", "auto"),
+      "param_dtype": c.model.get("param_dtype", "float32"), "remat": c.model.get("remat", False)})
+  c.input.update(sampler="dense", clip_len=1, stride=1, num_test_clips=16)
+  c.eval.aggregation = "mean_softmax"
