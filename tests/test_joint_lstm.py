@@ -234,10 +234,9 @@ def test_sliding_clips_sampler():
   np.testing.assert_array_equal(samplers.sliding_clips(12, 4, 2, 3)[:, 0], [0, 3])   # span 7: starts 0..5
   clips = samplers.sliding_clips(5, 4, 2, 3)                                          # short: padded
   np.testing.assert_array_equal(clips, [[0, 2, 4, 4]])
-  sampler = samplers.TEMPORAL_SAMPLERS.get("dense")(clip_len=3, stride=1, test_clip_stride=2, short_video="pad")
+  sampler = samplers.TEMPORAL_SAMPLERS.get("sliding")(clip_len=3, stride=1, test_clip_stride=2)
   np.testing.assert_array_equal(sampler.test(8), [[0, 1, 2], [2, 3, 4], [4, 5, 6]])
-  default = samplers.TEMPORAL_SAMPLERS.get("dense")(clip_len=3, stride=1, num_test_clips=0)
-  np.testing.assert_array_equal(default.test(8), [[0, 1, 2], [3, 4, 5]])               # unchanged
+  assert sampler.num_frames == 3 and sampler.train(2, np.random.default_rng(0)).tolist() == [0, 1, 1]
 
 
 def test_configs_build_the_model(monkeypatch):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ml_collections
 
-from vidrec.config import base_config, parse_variant
+from configs.recipes.common import parse_variant
+from vidrec.config import base_config
 
 SPLITS = ("split1", "split2", "split3")
 VARIANTS = SPLITS + ("early", "late", "synthetic")
@@ -39,7 +40,7 @@ def get_config(dataset: str, arg: str = "") -> ml_collections.ConfigDict:
                                       "last_steps": 16, "att_reg_grad_to_attention": False,
                                       "label_smoothing": 0.0})
   c.dataset.update(name=f"{dataset}/{split}", train_split="train", eval_split="test")
-  c.input.update(sampler="dense", clip_len=30, stride=1, short_video="pad", resize=(384, 384), crop=384,
+  c.input.update(sampler="sliding", clip_len=30, stride=1, short_video="pad", resize=(384, 384), crop=384,
                  scale_jitter=(0, 0), flip=True, test_spatial="center")
   c.input.test_clip_stride = 8
   c.optimizer.update(name="sgd", lr=0.01, momentum=0.9, weight_decay=2e-5, schedule="step",

@@ -113,18 +113,26 @@ TEMPORAL_SAMPLERS: Registry[Callable[..., TemporalSampler]] = Registry("input.sa
 
 @TEMPORAL_SAMPLERS.register("dense")
 def _dense(clip_len: int, stride: int = 1, num_test_clips: int = 10, short_video: str = "loop",
-           test_clip_stride: int = 0, **unused) -> TemporalSampler:
+           **unused) -> TemporalSampler:
   """Dense clips: random clip in training, ``num_test_clips`` evenly spaced clips at test
-  (``num_test_clips=0`` means every non-overlapping clip); ``test_clip_stride=s > 0`` instead tests a
-  clip at every s-th start (``sliding_clips``)."""
+  (``num_test_clips=0`` means every non-overlapping clip)."""
   del unused
-  if test_clip_stride > 0:
-    test = lambda n: sliding_clips(n, clip_len, stride, test_clip_stride, short_video)
-  elif num_test_clips == 0:
+  if num_test_clips == 0:
     test = lambda n: non_overlapping_clips(n, clip_len, stride, short_video)
   else:
     test = lambda n: test_dense_clips(n, clip_len, stride, num_test_clips, short_video)
   return TemporalSampler(lambda n, rng: random_dense_clip(n, clip_len, stride, rng, short_video), test,
+                         num_frames=clip_len)
+
+
+@TEMPORAL_SAMPLERS.register("sliding")
+def _sliding(clip_len: int, stride: int = 1, test_clip_stride: int = 8, short_video: str = "pad",
+             **unused) -> TemporalSampler:
+  """JointLSTM (paper 001, Sec. 3.5): a random clip in training, a clip at every
+  ``test_clip_stride``-th start at test (``sliding_clips``)."""
+  del unused
+  return TemporalSampler(lambda n, rng: random_dense_clip(n, clip_len, stride, rng, short_video),
+                         lambda n: sliding_clips(n, clip_len, stride, test_clip_stride, short_video),
                          num_frames=clip_len)
 
 
