@@ -63,8 +63,8 @@ def synthetic(c: ml_collections.ConfigDict) -> None:
   by ``reduce="same"`` (K2 = 16 positions); ``tap_scale=16`` brings the random net's taps (std
   ~0.1 and ~0.04) to about unit scale; a 32-channel convnet, 64 LSTM units, L1 = 8 frames taken
   every 4th frame (the span of the other synthetic clip configs), L2 = 4, a test clip every 4th
-  start. Adam (lr 0.005, cosine): SGD (lr 0.05) stayed at chance. lambda = 1: at the paper's 1000 the
-  regulariser collapsed the convnets on this random pre-conv net (att_reg -> 0.005, every
+  start. Adam (lr 0.005, cosine): SGD (lr 0.05, 16-frame clips, lambda 1000) stayed at chance.
+  lambda = 1: at the paper's 1000 the regulariser collapsed the convnets on this random pre-conv net (att_reg -> 0.005, every
   cross-entropy at ln 12 for 1,500 steps; docs/experiments.md)."""
   c.model.update(branches=("pool3", "conv4_3"), vgg_width=8, finetune_vgg=False, tap_scale=16.0, conv_channels=32,
                  reduce="same", ds_hidden=64, input_units=64, hidden=64, dropout=0.0, last_steps=4)
