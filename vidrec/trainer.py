@@ -21,7 +21,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from vidrec import config as config_lib
-from vidrec import fs, losses, memory, metrics, optim, parallel
+from vidrec import fs, init_from, losses, memory, metrics, optim, parallel
 from vidrec.data import datasets, pipeline
 from vidrec.models import build_model
 
@@ -153,11 +153,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   repl, batch_sharding = parallel.replicated(s.mesh), parallel.data_sharded(s.mesh)
 
   mngr = checkpoint_manager(workdir, config)
+  pretrained = init_from.prepare(config, s.abstract_state, resuming=mngr.latest_step() is not None)
   if mngr.latest_step() is not None:
     ts, data = restore(mngr, s.abstract_state)
     logging.warning("Resumed from step %d (%s)", int(ts.step), data)
   else:
     ts = jax.jit(lambda r: init_state(s.model, s.tx, config, r), out_shardings=repl)(init_rng)
+    ts = init_from.apply(ts, pretrained, s.tx)
   start = int(ts.step)
 
   step_fn = jax.jit(make_train_step(s.model, s.tx, loss_fn, config.loss, s.schedule, step_rng, config, s.mesh),
