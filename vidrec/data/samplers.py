@@ -75,6 +75,18 @@ def non_overlapping_clips(num_frames: int, clip_len: int, stride: int = 1,
   return np.stack([dense_clip(num_frames, clip_len, stride, k * span, short_video) for k in range(count)])
 
 
+def sliding_clips(num_frames: int, clip_len: int, stride: int, clip_stride: int,
+                  short_video: str = "pad") -> np.ndarray:
+  """Test: a clip starting at every ``clip_stride``-th frame from the first, as long as the clip fits
+  (JointLSTM, paper 001 Sec. 3.5); a video shorter than one clip gives one clip from frame 0, completed
+  by ``short_video``. int32[1 + (T - span) // clip_stride, clip_len]."""
+  if clip_stride < 1:
+    raise ValueError(f"clip_stride must be >= 1, got {clip_stride}")
+  max_start = max(num_frames - clip_span(clip_len, stride), 0)
+  return np.stack([dense_clip(num_frames, clip_len, stride, s, short_video)
+                   for s in range(0, max_start + 1, clip_stride)])
+
+
 def segments(num_frames: int, num_segments: int, rng: np.random.Generator | None = None,
              frames_per_segment: int = 1, short_video: str = "loop") -> np.ndarray:
   """TSN sampling: split the video into ``num_segments`` equal parts and take ``frames_per_segment``
@@ -114,6 +126,17 @@ def _dense(clip_len: int, stride: int = 1, num_test_clips: int = 10, short_video
   else:
     test = lambda n: test_dense_clips(n, clip_len, stride, num_test_clips, short_video)
   return TemporalSampler(lambda n, rng: random_dense_clip(n, clip_len, stride, rng, short_video), test,
+                         num_frames=clip_len)
+
+
+@TEMPORAL_SAMPLERS.register("sliding")
+def _sliding(clip_len: int, stride: int = 1, test_clip_stride: int = 8, short_video: str = "pad",
+             **unused) -> TemporalSampler:
+  """JointLSTM (paper 001, Sec. 3.5): a random clip in training, a clip at every
+  ``test_clip_stride``-th start at test (``sliding_clips``)."""
+  del unused
+  return TemporalSampler(lambda n, rng: random_dense_clip(n, clip_len, stride, rng, short_video),
+                         lambda n: sliding_clips(n, clip_len, stride, test_clip_stride, short_video),
                          num_frames=clip_len)
 
 
