@@ -317,3 +317,15 @@ def test_render_alpha_grid(tmp_path):
   np.testing.assert_allclose(up[1], up[0])  # T' = 2 -> frames 0, 1 read alpha index 0
   assert vis.alphas_from_outputs({"logits": np.zeros((1, 3)), "alpha/2a": np.ones((1, 2, 3, 3, 4))})["2a"].shape \
       == (2, 3, 3, 4)
+
+
+@pytest.mark.parametrize("block", ["r2plus1d", "mc3"])
+def test_sgn_sits_on_every_block_kind(block):
+  """config.model.block: SGMs gate R(2+1)D / MC3 blocks; alpha has the block's (MC3: time-unstrided) shape."""
+  model = build_model(sgn_config(num_stages=4, block=block, sgm="M", sgm_blocks=["3a"], cross_layer={"5b": "2b"}), 3)
+  video = jnp.zeros((N, T, S, S, 3))
+  out = jax.eval_shape(lambda: model.apply(model.init(jax.random.key(0), video), video))
+  t3, t5 = (T, T) if block == "mc3" else (T // 2, T // 8 + 1)
+  chex.assert_shape(out["alpha/3a"], (N, t3, S // 4, S // 4, 8))
+  chex.assert_shape(out["alpha/5b"], (N, t5, 1, 1, 32))
+  assert sgn_lib._total_strides("2b", "5b", block_names(4, 2), block) == ((1, 8, 8) if block == "mc3" else (8, 8, 8))

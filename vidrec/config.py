@@ -27,6 +27,13 @@ def base_config() -> ml_collections.ConfigDict:
   # Memory levers (vidrec.memory, docs/scaling.md): micro-batches per step; False = per-device BatchNorm.
   c.accum_steps = 1
   c.sync_batch_norm = True
+  # Fine-tuning (vidrec.init_from, docs/pretrained.md): a directory from `python -m vidrec.convert`;
+  # name globs (comma-separated) kept at their fresh initialisation (default: every model's classifier);
+  # the module path the checkpoint sits under in the model; a shape adapter (init_from.ADAPTERS).
+  c.init_from = ""
+  c.init_skip = "fc/*,fc8/*,*_head/*"
+  c.init_prefix = ""
+  c.init_adapt = ""
 
   # dtype "auto": bfloat16 compute on GPU/TPU, float32 on CPU; remat: recompute each residual block.
   c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "auto", "param_dtype": "float32",

@@ -21,7 +21,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from vidrec import aggregations, fs, parallel, recovery
-from vidrec.data import pipeline
+from vidrec.data import pipeline, samplers
 from vidrec.errors import UserError
 
 
@@ -81,26 +81,28 @@ def collect_view_outputs(apply_fn: Callable, variables, ds, mesh, heads: tuple[s
       v = int(batch["video_index"][i])
       labels[v] = int(batch["label"][i])
       for h in heads:
-        views[h].setdefault(v, []).append(rows[h][i])
+        views[h].setdefault(v, {})[int(batch["view_index"][i])] = rows[h][i]
   return views, labels
 
 
-def local_video_scores(views: dict[int, list[np.ndarray]], labels: dict[int, int], num_classes: int,
-                       rule: Callable) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-  """This process's videos aggregated by ``rule``: (video indices [n], scores [n, C], labels [n],
-  number of views), in video order."""
+def local_video_scores(views: dict[int, dict[int, np.ndarray]], labels: dict[int, int], num_classes: int,
+                       rule: Callable, num_crops: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+  """This process's videos aggregated by ``rule`` over their views in view_index order (``num_crops``
+  spatial views per clip): (video indices [n], scores [n, C], labels [n], number of views), in video
+  order."""
   index = np.array(sorted(views), np.int64)
   scores = np.zeros((len(index), num_classes), np.float64)
   for row, v in enumerate(index):
-    scores[row] = rule(np.stack(views[v]).astype(np.float64))
+    logits = np.stack([views[v][k] for k in sorted(views[v])]).astype(np.float64)
+    scores[row] = aggregations.apply_rule(rule, logits, num_crops)
   return index, scores, np.array([labels[v] for v in index], np.int64), sum(map(len, views.values()))
 
 
-def gather_scores(views: dict[int, list[np.ndarray]], labels: dict[int, int], num_videos: int,
-                  num_classes: int, rule: Callable) -> tuple[np.ndarray, np.ndarray, int]:
+def gather_scores(views: dict[int, dict[int, np.ndarray]], labels: dict[int, int], num_videos: int,
+                  num_classes: int, rule: Callable, num_crops: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
   """Every video's scores [videos, C] and labels on every process (an all-reduce of each process's
   rows; for analysis tools: ``evaluate`` itself never builds the full array on every host)."""
-  index, scores, label_arr, num_views = local_video_scores(views, labels, num_classes, rule)
+  index, scores, label_arr, num_views = local_video_scores(views, labels, num_classes, rule, num_crops)
   full = {"scores": np.zeros((num_videos, num_classes), np.float64), "labels": np.zeros(num_videos, np.int64),
           "views": np.array(num_views)}
   full["scores"][index], full["labels"][index] = scores, label_arr
@@ -134,6 +136,11 @@ def write_scores(workdir: str, split: str, index: np.ndarray, labels: np.ndarray
               **{k: v[order] for k, v in rows.items()})
 
 
+def num_test_crops(cfg: ml_collections.ConfigDict) -> int:
+  """Spatial views per temporal clip (their count does not depend on the frame size)."""
+  return len(samplers.spatial_views(cfg.crop, cfg.crop, cfg.crop, cfg.test_spatial, cfg.test_flip))
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None = None,
              checkpoint_step: int | None = None) -> dict:
   """Restores a checkpoint, scores every view of ``split`` and writes/prints the report."""
@@ -163,7 +170,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size,
                              process_index=jax.process_index(), process_count=jax.process_count())
   local_batch = config.eval.batch_size // jax.process_count()
-  blank = {"video": np.zeros(trainer.input_shape(config, local_batch), np.float32),
+  blank = {"video": np.zeros(trainer.input_shape(config, local_batch, test=True), np.float32),
            "label": np.zeros(local_batch, np.int32), "video_index": np.zeros(local_batch, np.int32),
            "mask": np.zeros(local_batch, bool)}
   views, labels = collect_view_outputs(apply_fn, trainer.variables_of(ts), ds, s.mesh, heads, blank)
@@ -174,7 +181,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
             "unreadable_videos": [int(i) for i in np.flatnonzero(~scored)]}
   video_scores, counts = {}, {}
   for h in heads:
-    index, video_scores[h], label_arr, num_views = local_video_scores(views[h], labels, s.num_classes, rule)
+    index, video_scores[h], label_arr, num_views = local_video_scores(views[h], labels, s.num_classes, rule,
+                                                                      num_test_crops(config.input))
     counts[h] = video_counts(video_scores[h], label_arr, s.num_classes)
   counts = parallel.process_sum({"heads": counts, "views": np.array(num_views)})
   report["heads"] = {h: metrics_from_counts(counts["heads"][h], source.class_names) for h in heads}

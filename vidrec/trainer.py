@@ -21,8 +21,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from vidrec import config as config_lib
-from vidrec import fs, losses, memory, metrics, optim, parallel, preemption, recovery, run_record
-from vidrec.data import datasets, pipeline
+from vidrec import fs, init_from, losses, memory, metrics, optim, parallel, preemption, recovery, run_record
+from vidrec.data import datasets, modalities, pipeline
 from vidrec.errors import UserError
 from vidrec.models import build_model
 
@@ -44,14 +44,20 @@ def all_finite(tree) -> jax.Array:
   return jnp.stack(leaves).all() if leaves else jnp.array(True)
 
 
+_LENGTH_PROBE = 1000   # a video length at which to ask the test sampler for the length of its views
+
+
 def variables_of(ts: TrainState) -> dict:
   return {"params": ts.params, **ts.model_state}
 
 
-def input_shape(config: ml_collections.ConfigDict, batch: int) -> tuple[int, ...]:
-  """Shape of a batch of videos as the pipeline produces it (the sampler says its clip length)."""
-  frames = pipeline.make_sampler(config.input).num_frames
-  return (batch, frames, config.input.crop, config.input.crop, 3)
+def input_shape(config: ml_collections.ConfigDict, batch: int, test: bool = False) -> tuple[int, ...]:
+  """Shape of a batch of videos as the pipeline produces it: the sampler says its clip length (``test``:
+  the length of one test view, which the test sampler gives), the modality how many of those frames
+  form one input step and its channels."""
+  sampler = pipeline.make_sampler(config.input)
+  frames = sampler.test(_LENGTH_PROBE).shape[1] if test else sampler.num_frames
+  return modalities.input_shape(config.input, batch, frames)
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,
@@ -171,6 +177,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: 
   repl, batch_sharding = parallel.replicated(s.mesh), parallel.data_sharded(s.mesh)
 
   mngr = checkpoint_manager(workdir, config)
+  pretrained = init_from.prepare(config, s.abstract_state, resuming=mngr.latest_step() is not None)
   if mngr.latest_step() is not None:
     run_record.check_resume(workdir, config, allow_config_change)
   restored = recovery.restore_newest_readable(mngr, lambda step: restore(mngr, s.abstract_state, step))
@@ -181,6 +188,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: 
                     {k: v for k, v in data.items() if k != "class_names"})
   else:
     ts = jax.jit(lambda r: init_state(s.model, s.tx, config, r), out_shardings=repl)(init_rng)
+    ts = init_from.apply(ts, pretrained, s.tx)
   start = int(ts.step)
   run_record.record_start(workdir, config, start)
   metrics.drop_rows_after(workdir, start)       # steps after the checkpoint are re-run: logged once

@@ -22,6 +22,7 @@ def sgn_model(c: ml_collections.ConfigDict, sgm: str, sgm_blocks: str) -> None:
   default, the SGM kind (S | M | G) and the gated blocks ("3b", "4a,4b", "all_rib", ...)."""
   c.model.update({
       "name": "sgn", "width": 64, "num_stages": 4, "blocks_per_stage": 2, "dropout": 0.0,
+      "block": "r3d",                  # r3d | r2plus1d | mc3 (vidrec.models.resnet3d.BLOCKS)
       "sgm": sgm, "sgm_blocks": sgm_blocks,
       "cross_layer": "",               # "dest:source,..." e.g. "3b:2b" (Fig. 6); "" = none
       "cross_layer_mode": "learned",   # learned | direct (the paper's down-sampled baseline)

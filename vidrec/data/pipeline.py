@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from vidrec.data import samplers
+from vidrec.data import modalities, samplers
+from vidrec.data.modalities import decode_frames, normalize_rgb as normalize  # noqa: F401 (re-exported)
 from vidrec.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -53,14 +54,11 @@ class VideoSource:
     return self.records[int(index)]
 
   def parse(self, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Deserialises one record without decoding its frames: ``video`` is a string[T] of JPEGs."""
-    return self.features.deserialize_example(serialized, decoders={"video": tfds.decode.SkipDecoding()})
-
-
-def decode_frames(encoded: tf.Tensor) -> tf.Tensor:
-  """JPEG string[L] -> uint8[L, H, W, 3]."""
-  return tf.map_fn(lambda s: tf.io.decode_jpeg(s, channels=3), encoded,
-                   fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+    """Deserialises one record without decoding its frames: ``video`` (and any flow plane) is a
+    string[T] of JPEGs."""
+    skip = {k: tfds.decode.SkipDecoding() for k, f in self.features.items()
+            if isinstance(f, tfds.features.Video)}
+    return self.features.deserialize_example(serialized, decoders=skip)
 
 
 def resize(frames: tf.Tensor, size) -> tf.Tensor:
@@ -74,10 +72,6 @@ def resize(frames: tf.Tensor, size) -> tf.Tensor:
   scale = tf.cast(size, tf.float32) / tf.cast(tf.minimum(h, w), tf.float32)
   new_hw = tf.cast(tf.round(tf.cast(tf.stack([h, w]), tf.float32) * scale), tf.int32)
   return tf.image.resize(frames, tf.maximum(new_hw, size), antialias=True)
-
-
-def normalize(frames: tf.Tensor, cfg: ml_collections.ConfigDict) -> tf.Tensor:
-  return (frames - tf.constant(cfg.mean, tf.float32)) / tf.constant(cfg.std, tf.float32)
 
 
 def make_sampler(cfg: ml_collections.ConfigDict) -> samplers.TemporalSampler:
@@ -100,8 +94,10 @@ def sample_train_indices(num_frames: tf.Tensor, position: tf.Tensor,
 
 def augment_train(frames: tf.Tensor, label: tf.Tensor, position: tf.Tensor, source: VideoSource,
                   cfg: ml_collections.ConfigDict, seed: int) -> dict[str, tf.Tensor]:
-  """uint8 [L,H,W,3] frames -> (optional scale jitter) resize, random crop, flip with the label map,
-  normalisation; all random choices seeded by (seed, position)."""
+  """[L,H,W,C] frames (0-255) -> (optional scale jitter) resize, random crop (or TSN's multi-scale
+  corner crop, ``input.multiscale_crop``), flip with the label map, normalisation of the modality; all
+  random choices seeded by (seed, position)."""
+  modality = modalities.get(cfg)
   key = tf.stack([tf.constant(seed, tf.int64), position])
   keys = tf.random.experimental.stateless_split(key, 3)
   size = cfg.resize
@@ -109,25 +105,44 @@ def augment_train(frames: tf.Tensor, label: tf.Tensor, position: tf.Tensor, sour
     lo, hi = cfg.scale_jitter
     size = tf.random.stateless_uniform([], keys[0], lo, hi + 1, tf.int32)
   frames = resize(frames, size)
-  crop = tf.image.stateless_random_crop(
-      tf.transpose(frames, [1, 2, 0, 3]),
-      [cfg.crop, cfg.crop, tf.shape(frames)[0], 3], keys[1])
-  frames = tf.transpose(crop, [2, 0, 1, 3])
+  if cfg.get("multiscale_crop"):
+    frames = multiscale_crop(frames, cfg.multiscale_crop, cfg.crop, keys[1])
+  else:
+    crop = tf.image.stateless_random_crop(
+        tf.transpose(frames, [1, 2, 0, 3]),
+        [cfg.crop, cfg.crop, tf.shape(frames)[0], tf.shape(frames)[3]], keys[1])
+    frames = tf.transpose(crop, [2, 0, 1, 3])
   label = tf.cast(label, tf.int32)
   if cfg.flip:
     flip = tf.random.stateless_uniform([], keys[2]) < 0.5
-    frames = tf.cond(flip, lambda: tf.reverse(frames, [2]), lambda: frames)
+    frames = tf.cond(flip, lambda: modality.flip(frames), lambda: frames)
     label = tf.where(flip, tf.gather(tf.constant(source.flip_map), label), label)
-  frames = tf.ensure_shape(frames, [None, cfg.crop, cfg.crop, 3])
-  return {"video": normalize(frames, cfg), "label": label}
+  frames = tf.ensure_shape(frames, [None, cfg.crop, cfg.crop, modality.channels(cfg)])
+  return {"video": modality.normalize(frames, cfg), "label": label}
+
+
+def multiscale_crop(frames: tf.Tensor, scales, out: int, key: tf.Tensor) -> tf.Tensor:
+  """TSN's multi-scale corner crop (tsn-pytorch ``GroupMultiScaleCrop``, ``more_fix_crop``): side
+  lengths ``scales`` x short side with at most one step of aspect distortion, at one of 13 fixed
+  positions (corners, centre, edge midpoints, quarter points), resized to ``out`` x ``out``."""
+  h, w = tf.shape(frames)[1], tf.shape(frames)[2]
+  sizes = tf.cast(tf.cast(tf.minimum(h, w), tf.float32) * tf.constant(scales, tf.float32), tf.int32)
+  pairs = tf.constant([(i, j) for i in range(len(scales)) for j in range(len(scales)) if abs(i - j) <= 1])
+  grid = tf.constant([(0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4, 2), (2, 4), (2, 0),
+                      (1, 1), (3, 1), (1, 3), (3, 3)])            # (x, y) in quarters of the free space
+  k = tf.random.stateless_uniform([2], key, 0, 1 << 30, tf.int32)
+  pair, pos = pairs[k[0] % tf.shape(pairs)[0]], grid[k[1] % 13]
+  ch, cw = tf.minimum(sizes[pair[0]], h), tf.minimum(sizes[pair[1]], w)
+  y, x = pos[1] * ((h - ch) // 4), pos[0] * ((w - cw) // 4)
+  return tf.image.resize(frames[:, y:y + ch, x:x + cw], (out, out), antialias=True)
 
 
 def _train_example(raw: tf.Tensor, position: tf.Tensor, source: VideoSource,
                    sampler: samplers.TemporalSampler, cfg: ml_collections.ConfigDict, seed: int):
   ex = source.parse(raw)
-  indices = sample_train_indices(tf.shape(ex["video"])[0], position, sampler, seed)
-  frames = decode_frames(tf.gather(ex["video"], indices))
-  return augment_train(frames, ex["label"], position, source, cfg, seed)
+  modality = modalities.get(cfg)
+  indices = sample_train_indices(modality.length(ex), position, sampler, seed)
+  return augment_train(modality.decode(ex, indices, cfg), ex["label"], position, source, cfg, seed)
 
 
 def train_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global_batch: int,
@@ -140,6 +155,7 @@ def train_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global
   passes its variants here, with the same reading, ordering and batching)."""
   example_fn = example_fn or _train_example
   check_flip(cfg, source)
+  modalities.get(cfg, source.features)
   local = global_batch // process_count
   n = len(source)
   sampler = make_sampler(cfg)
@@ -186,14 +202,16 @@ def readable_example(counter: tf.Tensor, example) -> tf.data.Dataset:
 
 def _test_views(raw: tf.Tensor, video_index: tf.Tensor, source: VideoSource,
                 sampler: samplers.TemporalSampler, cfg: ml_collections.ConfigDict):
-  """All views of one video: uint8 [V, L, crop, crop, 3] plus per-view ids."""
+  """All views of one video: float [V, L, crop, crop, C] (0-255) plus per-view ids."""
   ex = source.parse(raw)
-  clips = tf.numpy_function(lambda n: sampler.test(int(n)), [tf.shape(ex["video"])[0]], tf.int32,
+  modality = modalities.get(cfg)
+  channels = modality.channels(cfg)
+  clips = tf.numpy_function(lambda n: sampler.test(int(n)), [modality.length(ex)], tf.int32,
                             stateful=False)
-  num_clips, clip_len = tf.shape(clips)[0], tf.shape(clips)[1]
-  frames = resize(decode_frames(tf.gather(ex["video"], tf.reshape(clips, [-1]))), cfg.resize)
+  num_clips = tf.shape(clips)[0]
+  frames = resize(modality.decode(ex, tf.reshape(clips, [-1]), cfg), cfg.resize)
   h, w = tf.shape(frames)[1], tf.shape(frames)[2]
-  frames = tf.reshape(frames, [num_clips, clip_len, h, w, 3])
+  frames = tf.reshape(frames, [num_clips, -1, h, w, channels])
   crops = tf.numpy_function(
       lambda hh, ww: samplers.spatial_views(int(hh), int(ww), cfg.crop, cfg.test_spatial,
                                             cfg.test_flip), [h, w], tf.int32, stateful=False)
@@ -202,13 +220,13 @@ def _test_views(raw: tf.Tensor, video_index: tf.Tensor, source: VideoSource,
   def view(k, c):
     y, x, f = crops[c, 0], crops[c, 1], crops[c, 2]
     v = frames[k, :, y:y + cfg.crop, x:x + cfg.crop]
-    return tf.cond(f > 0, lambda: tf.reverse(v, [2]), lambda: v)
+    return tf.cond(f > 0, lambda: modality.flip(v), lambda: v)
 
   num_crops = tf.shape(crops)[0]
   k, c = tf.meshgrid(tf.range(num_clips), tf.range(num_crops), indexing="ij")
   k, c = tf.reshape(k, [-1]), tf.reshape(c, [-1])
   videos = tf.map_fn(lambda kc: view(kc[0], kc[1]), (k, c),
-                     fn_output_signature=tf.TensorSpec([None, cfg.crop, cfg.crop, 3], tf.float32))
+                     fn_output_signature=tf.TensorSpec([None, cfg.crop, cfg.crop, channels], tf.float32))
   num_views = tf.shape(k)[0]
   return {"video": videos, "label": tf.fill([num_views], tf.cast(ex["label"], tf.int32)),
           "video_index": tf.fill([num_views], tf.cast(video_index, tf.int32)),
@@ -221,12 +239,13 @@ def eval_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global_
   Videos that cannot be read or decoded are left out."""
   local = global_batch // process_count
   sampler = make_sampler(cfg)
+  modality = modalities.get(cfg, source.features)
   ds = tf.data.Dataset.from_tensor_slices(np.arange(process_index, len(source), process_count))
   ds = ds.map(lambda i: (tf.numpy_function(source.read, [i], tf.string, stateful=False), i),
               num_parallel_calls=AUTOTUNE)
   ds = ds.map(lambda raw, i: _test_views(raw, i, source, sampler, cfg), num_parallel_calls=AUTOTUNE)
   ds = ds.ignore_errors()     # a video whose frames do not decode is left out (evaluate reports it)
-  ds = ds.unbatch().map(lambda ex: {**ex, "video": normalize(ex["video"], cfg)})
+  ds = ds.unbatch().map(lambda ex: {**ex, "video": modality.normalize(ex["video"], cfg)})
   return ds.batch(local).prefetch(cfg.get("prefetch", 2))
 
 

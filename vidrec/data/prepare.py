@@ -2,7 +2,7 @@
 
     python -m vidrec.data.prepare <dataset> --manual_dir M [--data_dir D] [--name NAME]
         [--config split1] [--short_side 128] [--workers N] [--source manual|tfds]
-        [--train_ratio 0.8] [--overwrite]
+        [--train_ratio 0.8] [--flow tvl1 [--warped_flow]] [--overwrite]
 
 <dataset>: ucf101, hmdb51, ssv2, penn_action, video_folder (see docs/datasets.md for where
 to get each one and the layout M must have). Videos are decoded in ``--workers`` processes
@@ -13,6 +13,10 @@ and every skipped file with its reason (also kept in ``<data>/prepare_report.jso
 Config names: ``<config>`` at short side 128, ``<config>_s<S>`` otherwise (``--config
 split1 --short_side 256`` prepares ``ucf101/split1_s256``). ``video_folder`` takes
 ``--name NAME`` (``--config NAME`` also works) and is used as ``video_folder/NAME``.
+``--flow tvl1`` also stores the TV-L1 optical flow of every consecutive frame pair (``--warped_flow``:
+and the camera-motion-compensated flow), quantised to uint8 as TSN does (``vidrec.data.flow``), in the
+same records; the config name gets ``_tvl1[_warped]`` (``ucf101/split1_s256_tvl1_warped``). It needs
+the ``flow`` extra (``pip install -e ".[flow]"``).
 ``--data_dir`` defaults to ``$VIDREC_DATA_DIR``, else the TFDS default
 (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
 """
@@ -30,6 +34,7 @@ import tensorflow_datasets as tfds
 
 from vidrec import cli
 from vidrec.data import features as features_lib
+from vidrec.data import flow as flow_lib
 from vidrec.data.builders import BUILDERS
 from vidrec.data.builders import common
 from vidrec.data.builders.video_folder import VideoFolderConfig
@@ -41,14 +46,22 @@ _DEFAULT_VARIANT = {"ucf101": "split1", "hmdb51": "split1", "ssv2": "default",
 
 def resolve_config(dataset: str, config: str | None, short_side: int | None,
                    source: str = "manual", name: str | None = None,
-                   train_ratio: float | None = None) -> Any:
+                   train_ratio: float | None = None, flow: str = "", warped_flow: bool = False) -> Any:
   """The builder config (name or object) the arguments of the command ask for."""
   if dataset == "video_folder":
     dataset_name = name or config
     if not dataset_name:
       raise UserError("video_folder needs --name NAME (the dataset is then video_folder/NAME).")
+    common.flow_config_name(dataset_name, flow, warped_flow)   # checks the flow flags
     return VideoFolderConfig(name=dataset_name, short_side=short_side, train_ratio=train_ratio,
+                             flow=flow, warped_flow=warped_flow,
                              description=f"Video folder dataset {dataset_name!r}.")
+  return common.flow_config_name(_resolve_named(dataset, config, short_side, source, name), flow,
+                                 warped_flow)
+
+
+def _resolve_named(dataset: str, config: str | None, short_side: int | None, source: str,
+                   name: str | None) -> str:
   if name:
     raise UserError(f"--name is only for video_folder; {dataset} uses --config.")
   if source not in ("manual", "tfds"):
@@ -71,16 +84,19 @@ def resolve_config(dataset: str, config: str | None, short_side: int | None,
 def prepare(dataset: str, manual_dir: str, *, data_dir: str | None = None,
             name: str | None = None, config: str | None = None, short_side: int | None = None,
             workers: int | None = None, source: str = "manual",
-            train_ratio: float | None = None, overwrite: bool = False) -> dict:
+            train_ratio: float | None = None, flow: str = "", warped_flow: bool = False,
+            overwrite: bool = False) -> dict:
   """Prepares one dataset; returns the summary the command prints."""
   if dataset not in BUILDERS:
     raise UserError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(BUILDERS))}")
+  if flow:
+    flow_lib.require_cv2()
   cls = BUILDERS[dataset]
   if not manual_dir or not os.path.isdir(manual_dir):
     raise common.layout_error(cls.DATASET_TITLE or dataset,
                               f"manual_dir {manual_dir!r} does not exist.",
                               cls.MANUAL_DOWNLOAD_INSTRUCTIONS)
-  cfg = resolve_config(dataset, config, short_side, source, name, train_ratio)
+  cfg = resolve_config(dataset, config, short_side, source, name, train_ratio, flow, warped_flow)
   data_dir = data_dir or os.environ.get("VIDREC_DATA_DIR") or None
   builder = cls(config=cfg, data_dir=data_dir, file_format=features_lib.FILE_FORMAT,
                 manual_dir=manual_dir, workers=workers)
@@ -97,6 +113,7 @@ def prepare(dataset: str, manual_dir: str, *, data_dir: str | None = None,
       "data_dir": os.fspath(builder.data_path),
       "reused": reused,
       "short_side": builder.short_side,
+      "flow": builder.info.metadata.get("flow"),
       "num_classes": builder.info.features["label"].num_classes,
       "written": {s: int(i.num_examples) for s, i in sorted(builder.info.splits.items())},
       "empty_splits": report.get("empty_splits", []),
@@ -124,6 +141,10 @@ def _parser() -> argparse.ArgumentParser:
                  help="ucf101 only: 'tfds' converts a prepared TFDS ucf101 in --manual_dir")
   p.add_argument("--train_ratio", type=float, default=None,
                  help="video_folder without split folders: hashed train fraction (0.8)")
+  p.add_argument("--flow", default="", choices=("",) + flow_lib.ALGORITHMS,
+                 help="also store this optical flow of every frame pair (needs the flow extra)")
+  p.add_argument("--warped_flow", action="store_true",
+                 help="with --flow: also store the camera-motion-compensated (warped) flow")
   p.add_argument("--overwrite", action="store_true", help="rebuild even if prepared")
   return p
 
@@ -132,10 +153,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
   args = _parser().parse_args(argv)
   logging.set_verbosity(logging.INFO)
-  summary = prepare(args.dataset, args.manual_dir, data_dir=args.data_dir, name=args.name,
-                    config=args.config, short_side=args.short_side, workers=args.workers,
-                    source=args.source, train_ratio=args.train_ratio,
-                    overwrite=args.overwrite)
+  try:
+    summary = prepare(args.dataset, args.manual_dir, data_dir=args.data_dir, name=args.name,
+                      config=args.config, short_side=args.short_side, workers=args.workers,
+                      source=args.source, train_ratio=args.train_ratio, flow=args.flow,
+                      warped_flow=args.warped_flow, overwrite=args.overwrite)
+  except (common.DataLayoutError, ValueError, ImportError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   sys.stderr.flush()
   print(json.dumps(summary), flush=True)
   return 0

@@ -58,9 +58,13 @@ def test_dense_clips(num_frames: int, clip_len: int, stride: int, num_clips: int
                      short_video: str = "loop") -> np.ndarray:
   """Test: ``num_clips`` clips whose starts are the centres of equal bins over the valid starts
   (MMAction2's rule; one clip is the centre clip). int32[num_clips, clip_len]."""
-  max_start = max(num_frames - clip_span(clip_len, stride), 0)
-  starts = np.floor((np.arange(num_clips) + 0.5) * (max_start + 1) / num_clips).astype(int)
+  starts = bin_centre_starts(max(num_frames - clip_span(clip_len, stride), 0), num_clips)
   return np.stack([dense_clip(num_frames, clip_len, stride, s, short_video) for s in starts])
+
+
+def bin_centre_starts(max_start: int, num_clips: int) -> np.ndarray:
+  """The centres of ``num_clips`` equal bins over the starts ``0 .. max_start``."""
+  return np.floor((np.arange(num_clips) + 0.5) * (max_start + 1) / num_clips).astype(int)
 
 
 def non_overlapping_clips(num_frames: int, clip_len: int, stride: int = 1,
@@ -70,6 +74,18 @@ def non_overlapping_clips(num_frames: int, clip_len: int, stride: int = 1,
   span = clip_len * stride
   count = max(1, num_frames // span)
   return np.stack([dense_clip(num_frames, clip_len, stride, k * span, short_video) for k in range(count)])
+
+
+def sliding_clips(num_frames: int, clip_len: int, stride: int, clip_stride: int,
+                  short_video: str = "pad") -> np.ndarray:
+  """Test: a clip starting at every ``clip_stride``-th frame from the first, as long as the clip fits
+  (JointLSTM, paper 001 Sec. 3.5); a video shorter than one clip gives one clip from frame 0, completed
+  by ``short_video``. int32[1 + (T - span) // clip_stride, clip_len]."""
+  if clip_stride < 1:
+    raise ValueError(f"clip_stride must be >= 1, got {clip_stride}")
+  max_start = max(num_frames - clip_span(clip_len, stride), 0)
+  return np.stack([dense_clip(num_frames, clip_len, stride, s, short_video)
+                   for s in range(0, max_start + 1, clip_stride)])
 
 
 def segments(num_frames: int, num_segments: int, rng: np.random.Generator | None = None,
@@ -114,15 +130,65 @@ def _dense(clip_len: int, stride: int = 1, num_test_clips: int = 10, short_video
                          num_frames=clip_len)
 
 
+@TEMPORAL_SAMPLERS.register("sliding")
+def _sliding(clip_len: int, stride: int = 1, test_clip_stride: int = 8, short_video: str = "pad",
+             **unused) -> TemporalSampler:
+  """JointLSTM (paper 001, Sec. 3.5): a random clip in training, a clip at every
+  ``test_clip_stride``-th start at test (``sliding_clips``)."""
+  del unused
+  return TemporalSampler(lambda n, rng: random_dense_clip(n, clip_len, stride, rng, short_video),
+                         lambda n: sliding_clips(n, clip_len, stride, test_clip_stride, short_video),
+                         num_frames=clip_len)
+
+
 @TEMPORAL_SAMPLERS.register("segments")
 def _segments(num_segments: int, frames_per_segment: int = 1, short_video: str = "loop",
-              **unused) -> TemporalSampler:
-  """TSN segments: random offset per segment in training, segment centres at test (one view)."""
+              num_test_segments: int = 0, **unused) -> TemporalSampler:
+  """TSN segments: random offset per segment in training, the centres of ``num_test_segments``
+  segments at test (one view; 0 = ``num_segments``; ATW tests on 80 uniformly sampled snippets)."""
   del unused
+  test_segments = num_test_segments or num_segments
   return TemporalSampler(
       lambda n, rng: segments(n, num_segments, rng, frames_per_segment, short_video),
-      lambda n: segments(n, num_segments, None, frames_per_segment, short_video)[None],
+      lambda n: segments(n, test_segments, None, frames_per_segment, short_video)[None],
       num_frames=num_segments * frames_per_segment)
+
+
+def clip_pair(num_frames: int, clip_len: int, stride: int, offset: int, start: int,
+              short_video: str = "loop") -> np.ndarray:
+  """FstCN's clip pair (Sec. 2.2): the clip frames ``start + j * stride`` (j < clip_len) followed by
+  their difference partners ``start + j * stride + offset`` (V^diff = |V(t) - V(t + d_t)|, Eq. 4, with
+  the same index set). int32[2 * clip_len]."""
+  _check(num_frames)
+  clip = start + stride * np.arange(clip_len)
+  return _fit(np.concatenate([clip, clip + offset]), num_frames, short_video)
+
+
+def clip_pair_span(clip_len: int, stride: int, offset: int) -> int:
+  """Frames a clip pair covers: (l_t - 1) s_t + d_t + 1 (30 for FstCN's l_t = 5, s_t = 5, d_t = 9)."""
+  return clip_span(clip_len, stride) + offset
+
+
+@TEMPORAL_SAMPLERS.register("clip_pair")
+def _clip_pair(clip_len: int, stride: int = 5, diff_offset: int = 9, num_test_clips: int = 5,
+               short_video: str = "loop", **unused) -> TemporalSampler:
+  """FstCN clip pairs: a uniformly random start in training; ``num_test_clips`` pairs at test, their
+  starts at the centres of equal bins over the valid starts (the ``dense`` test rule)."""
+  del unused
+  if diff_offset < 1 or num_test_clips < 1:
+    raise ValueError(f"clip_pair needs diff_offset >= 1 and num_test_clips >= 1, got {diff_offset}, "
+                     f"{num_test_clips}")
+  span = clip_pair_span(clip_len, stride, diff_offset)
+
+  def train(n: int, rng: np.random.Generator) -> np.ndarray:
+    return clip_pair(n, clip_len, stride, diff_offset, int(rng.integers(0, max(n - span, 0) + 1)),
+                     short_video)
+
+  def test(n: int) -> np.ndarray:
+    starts = bin_centre_starts(max(n - span, 0), num_test_clips)
+    return np.stack([clip_pair(n, clip_len, stride, diff_offset, s, short_video) for s in starts])
+
+  return TemporalSampler(train, test, num_frames=2 * clip_len)
 
 
 # ---------------------------------------------------------------------------------------------------

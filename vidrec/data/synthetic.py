@@ -28,6 +28,8 @@ of split ``s`` is drawn from ``SeedSequence([config.seed, crc32(s), i])``.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import zlib
 from typing import Iterator
 
@@ -35,6 +37,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from vidrec.data import features as features_lib
+from vidrec.data import flow as flow_lib
+from vidrec.data.builders.pool import ordered_parallel_map
 
 FPS = 12.0
 
@@ -467,13 +471,16 @@ def example_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 @dataclasses.dataclass(eq=False)
 class SyntheticActionsConfig(tfds.core.BuilderConfig):
-  """Resolution (square frames), video length range, split sizes and seed."""
+  """Resolution (square frames), video length range, split sizes, seed and optical flow (``flow``
+  algorithm, "" = none, and ``warped_flow``; ``vidrec.data.flow``)."""
   resolution: int = 64
   min_frames: int = 20
   max_frames: int = 60
   num_train: int = 1200
   num_test: int = 240
   seed: int = 0
+  flow: str = ""
+  warped_flow: bool = False
 
 
 class SyntheticActions(tfds.core.GeneratorBasedBuilder):
@@ -488,14 +495,21 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
       SyntheticActionsConfig(name="tiny", description="32px, 12-24 frames, 48/24 videos (tests).",
                              resolution=32, min_frames=12, max_frames=24,
                              num_train=48, num_test=24, seed=0),
+      SyntheticActionsConfig(name="flow", description="32px, 16-20 frames, 240/72 videos, TV-L1 flow and "
+                             "warped flow (ATW's three streams on a CPU).", resolution=32, min_frames=16,
+                             max_frames=20, num_train=240, num_test=72, seed=0, flow="tvl1", warped_flow=True),
   ]
   DEFAULT_CONFIG_NAME = "default"
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         description=__doc__.split("\n\n")[0],
-        features=features_lib.video_features(CLASS_NAMES),
+        features=features_lib.video_features(CLASS_NAMES, features_lib.flow_streams(
+            self.builder_config.flow, self.builder_config.warped_flow)),
         supervised_keys=("video", "label"),
+        metadata=(tfds.core.MetadataDict(flow=flow_lib.metadata(self.builder_config.flow,
+                                                                self.builder_config.warped_flow))
+                  if self.builder_config.flow else None),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -508,6 +522,12 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     if not 1 <= cfg.min_frames <= cfg.max_frames:
       raise ValueError(f"bad frame range [{cfg.min_frames}, {cfg.max_frames}]")
+    if cfg.flow:   # TV-L1 dominates: one process per core, as the real datasets' preparation
+      flow_lib.require_cv2()
+      make = functools.partial(generate_example, cfg, split)
+      for i, example in ordered_parallel_map(make, range(num_videos), os.cpu_count() or 1, _died):
+        yield f"{split}_{i:06d}", example
+      return
     for i in range(num_videos):
       yield f"{split}_{i:06d}", generate_example(cfg, split, i)
 
@@ -516,10 +536,15 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
     return list(FLIP_LABEL_MAP)
 
 
+def _died(index: int) -> dict:
+  raise RuntimeError(f"the flow extraction process died on video {index} (out of memory?)")
+
+
 def generate_example(cfg: SyntheticActionsConfig, split: str, index: int) -> dict:
   """Example ``index`` of ``split`` as a ``make_example`` dict (balanced labels: index % 12)."""
   rng = example_rng(cfg.seed, split, index)
   label = index % NUM_CLASSES
   num_frames = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
   video = render_video(label, rng, cfg.resolution, num_frames)
-  return features_lib.make_example(video, label, f"{split}_{index:06d}", FPS)
+  flow = flow_lib.extract(video, cfg.flow, cfg.warped_flow) if cfg.flow else None
+  return features_lib.make_example(video, label, f"{split}_{index:06d}", FPS, flow)

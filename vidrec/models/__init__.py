@@ -19,7 +19,7 @@ from vidrec.registry import Registry
 MODELS: Registry[Callable[[ml_collections.ConfigDict, int], nn.Module]] = Registry("model.name")
 
 # Modules that register models; importing them fills MODELS.
-_MODEL_MODULES = ("resnet3d", "resnet2d", "sgn", "u2s")
+_MODEL_MODULES = ("resnet3d", "resnet2d", "sgn", "u2s", "fstcn", "atw", "joint_lstm")
 
 
 def _import_all() -> None:

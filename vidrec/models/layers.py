@@ -1,5 +1,7 @@
 """Shared layers: a convolution with a fast CPU path for 3D kernels, BatchNorm with the project's
-hyper-parameters, convolution + BatchNorm units and the 3D residual block (SGN Eq. 14-16)."""
+hyper-parameters, convolution + BatchNorm units (plain or (2+1)D-factorised), the 3D residual block
+(SGN Eq. 14-16; R(2+1)D and MC3 variants), and Caffe's local response normalisation and ceil-mode max
+pooling (FstCN's CNN-M layers)."""
 from __future__ import annotations
 
 import functools
@@ -96,11 +98,16 @@ def batch_norm(train: bool, *, dtype: Dtype = jnp.float32, param_dtype: Dtype = 
 
 
 class ConvBN(nn.Module):
-  """Conv (no bias) -> BatchNorm -> optional ReLU, channels-last, any number of spatial dims."""
+  """Conv (no bias) -> BatchNorm -> optional ReLU, channels-last, any number of spatial dims.
+
+  With ``mid_features`` set, a 3D ``kt x kh x kw`` convolution is factorised as in R(2+1)D (torchvision's
+  ``Conv2Plus1D`` / ``R2Plus1dStem``): ``conv_s`` 1 x kh x kw (stride 1 x s_h x s_w, ``mid_features``
+  channels) -> ``bn_s`` -> ReLU -> ``conv_t`` kt x 1 x 1 (stride s_t x 1 x 1), then ``bn`` as usual."""
   features: int
   kernel: Sequence[int]
   strides: Sequence[int] | None = None
   relu: bool = True
+  mid_features: int | None = None
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   bn_momentum: float = BN_MOMENTUM
@@ -108,31 +115,87 @@ class ConvBN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    x = Conv(self.features, tuple(self.kernel), strides=self.strides or 1, use_bias=False,
-             dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=HE_FAN_OUT, name="conv")(x)
-    x = batch_norm(train, dtype=self.dtype, param_dtype=self.param_dtype, momentum=self.bn_momentum,
-                   zero_init_scale=self.zero_init_scale, name="bn")(x)
+    conv = functools.partial(Conv, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
+                             kernel_init=HE_FAN_OUT)
+    bn = functools.partial(batch_norm, train, dtype=self.dtype, param_dtype=self.param_dtype,
+                           momentum=self.bn_momentum)
+    kernel = tuple(self.kernel)
+    strides = tuple(self.strides) if self.strides else (1,) * len(kernel)
+    if self.mid_features is None:
+      x = conv(self.features, kernel, strides=strides, name="conv")(x)
+    else:
+      if len(kernel) != 3:
+        raise ValueError(f"A (2+1)D-factorised ConvBN needs a 3D kernel, got {kernel}")
+      x = conv(self.mid_features, (1,) + kernel[1:], strides=(1,) + strides[1:], name="conv_s")(x)
+      x = nn.relu(bn(name="bn_s")(x))
+      x = conv(self.features, kernel[:1] + (1, 1), strides=strides[:1] + (1, 1), name="conv_t")(x)
+    x = bn(zero_init_scale=self.zero_init_scale, name="bn")(x)
     return nn.relu(x) if self.relu else x
 
 
+def r2plus1d_mid_features(in_features: int, features: int, kernel: Sequence[int] = (3, 3, 3)) -> int:
+  """torchvision's (2+1)D mid-channel rule (R(2+1)D paper, Sec. 3.5): the factorised pair has about the
+  parameters of the full ``kt x kh x kw`` convolution, ``floor(Ci Co kt kh kw / (Ci kh kw + kt Co))``."""
+  kt, kh, kw = kernel
+  return (in_features * features * kt * kh * kw) // (in_features * kh * kw + kt * features)
+
+
 class ResBlock3D(nn.Module):
-  """Two 3x3x3 ConvBN layers H plus a shortcut: ReLU(H(F) + H'(F)).
+  """Two ConvBN layers H plus a shortcut: ReLU(H(F) + H'(F)).
 
   ``H'`` is a 1x1x1 strided ConvBN projection when the shape changes (the RCB of Eq. 15) and the
   identity otherwise (the RIB of Eq. 16). RCB2a keeps 64 channels at stride 1, so it has an identity
   shortcut, as in the ResNet3D-18 the paper builds on (torchvision's r3d_18 layout).
+
+  ``kernel`` is 3x3x3 (r3d) or 1x3x3 (MC3's 2D stages); ``factorized`` turns both convolutions into
+  (2+1)D pairs with ``r2plus1d_mid_features(C_in, features)`` mid channels (torchvision's BasicBlock
+  computes that number once from the block's input width and uses it for both convolutions).
   """
   features: int
   strides: Sequence[int] = (1, 1, 1)
+  kernel: Sequence[int] = (3, 3, 3)
+  factorized: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    unit = functools.partial(ConvBN, dtype=self.dtype, param_dtype=self.param_dtype)
-    h = unit(self.features, (3, 3, 3), self.strides, name="conv_a")(x, train)
-    h = unit(self.features, (3, 3, 3), relu=False, name="conv_b")(h, train)
+    mid = r2plus1d_mid_features(x.shape[-1], self.features, self.kernel) if self.factorized else None
+    unit = functools.partial(ConvBN, mid_features=mid, dtype=self.dtype, param_dtype=self.param_dtype)
+    h = unit(self.features, self.kernel, self.strides, name="conv_a")(x, train)
+    h = unit(self.features, self.kernel, relu=False, name="conv_b")(h, train)
     shortcut = x
     if x.shape[-1] != self.features or any(s != 1 for s in self.strides):
-      shortcut = unit(self.features, (1, 1, 1), self.strides, relu=False, name="proj")(x, train)
+      shortcut = unit(self.features, (1, 1, 1), self.strides, relu=False, mid_features=None,
+                      name="proj")(x, train)
     return nn.relu(h + shortcut)
+
+
+def local_response_norm(x: jnp.ndarray, k: float = 2.0, n: int = 5, alpha: float = 5e-4,
+                        beta: float = 0.75) -> jnp.ndarray:
+  """Caffe's cross-channel LRN (channels-last): ``b_c = a_c / (k + alpha/n * sum_{c'} a_{c'}^2)^beta``
+  over the ``n`` channels centred on ``c`` (zero-padded at the ends). Defaults: AlexNet's k = 2, n = 5
+  as FstCN Sec. 2.5 quotes them, with alpha = 5e-4."""
+  if n % 2 != 1:
+    raise ValueError(f"LRN window n must be odd (centred on the channel), got {n}")
+  c = jnp.arange(x.shape[-1])
+  band = (jnp.abs(c[:, None] - c[None]) <= n // 2).astype(jnp.float32)   # the window as a matrix
+  s = jnp.square(x.astype(jnp.float32)) @ band
+  return (x / jnp.power(k + (alpha / n) * s, beta).astype(x.dtype)).astype(x.dtype)
+
+
+def ceil_pool_size(size: int, window: int, stride: int) -> int:
+  """Caffe's pooled size without padding: ``ceil((size - window) / stride) + 1``."""
+  return -(-(size - window) // stride) + 1
+
+
+def max_pool_ceil(x: jnp.ndarray, window: int, stride: int) -> jnp.ndarray:
+  """Max pooling over the spatial axes of x [N, H, W, C] with Caffe's ceil-mode output size (the last
+  window may hang over the bottom/right edge; the missing cells count as -inf)."""
+  pads = []
+  for size in x.shape[1:3]:
+    if size < window:
+      raise ValueError(f"max_pool_ceil: spatial size {size} is smaller than the window {window}; "
+                       f"use a larger input (input.crop)")
+    pads.append((0, (ceil_pool_size(size, window, stride) - 1) * stride + window - size))
+  return nn.max_pool(x, (window, window), (stride, stride), padding=tuple(pads))

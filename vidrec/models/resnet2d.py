@@ -111,6 +111,17 @@ class ResNet2DFrame(nn.Module):
     return {"logits": logits.astype(jnp.float32), "embedding": embedding.astype(jnp.float32)}
 
 
+class ResNet2D(ResNet2DFrame):
+  """The same network (same parameter names) on images [N, H, W, C]: torchvision's ImageNet
+  ResNet-18/50 (``vidrec.convert``) and the per-frame backbone of image-pretrained models."""
+
+  def __call__(self, images: jnp.ndarray, *, train: bool = False,
+               labels: jnp.ndarray | None = None) -> dict[str, jnp.ndarray]:
+    if images.ndim != 4:
+      raise ValueError(f"ResNet2D expects images [N, H, W, C], got shape {images.shape}")
+    return super().__call__(images[:, None], train=train, labels=labels)
+
+
 @MODELS.register("resnet2d_frame")
 def build(cfg: ml_collections.ConfigDict, num_classes: int) -> ResNet2DFrame:
   return ResNet2DFrame(num_classes=num_classes, depth=cfg.get("depth", 18), width=cfg.get("width", 64),

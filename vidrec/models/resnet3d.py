@@ -9,10 +9,19 @@ Config (``config.model``): ``width`` (channels of BCB1/stage 2; 64 standard), ``
 fc, ``remat`` (recompute each block in the backward pass), ``dtype``/``param_dtype``. With width 64 and
 400 classes it has 33,371,472 parameters.
 
+``block`` (``BLOCKS``) picks the convolutions, in torchvision's video-ResNet layouts (Tran et al. 2018):
+``r3d`` (default, the paper's: 3x3x3 everywhere, torchvision's r3d_18), ``r2plus1d`` (every 3x3x3
+convolution, and the 3x7x7 stem, factorised into a 1xkxk spatial and a kx1x1 temporal convolution with
+BN + ReLU between; torchvision's r2plus1d_18: 31,505,325 parameters at width 64 / 400 classes) and
+``mc3`` (3D convolutions in the stem and stage 2, 1x3x3 convolutions and spatial-only strides 1x2x2
+in stages 3-5; torchvision's mc3_18: 11,695,440 parameters).
+
 Subclasses (SGN) change individual blocks by overriding :meth:`ResNet3D.block_output` (which may also
 store extra per-call entries in ``features``) and add outputs by overriding :meth:`ResNet3D.extra_outputs`.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -20,6 +29,29 @@ import ml_collections
 
 from vidrec.models import MODELS, dtype_of
 from vidrec.models.layers import ConvBN, Dtype, ResBlock3D, remat_block
+from vidrec.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockKind:
+  """How one ``model.block`` option builds the network.
+
+  ``stem_mid``: 0 for the plain 3x7x7 stem; else the (2+1)D stem's mid channels at width 64
+  (torchvision's R2Plus1dStem: 45; scaled by width/64 at other widths). ``temporal_stages``: stages
+  (counted from stage 2) whose convolutions are 3x3x3 and whose strides include time; later stages
+  use 1x3x3 kernels and 1x2x2 strides. ``factorized``: (2+1)D blocks."""
+  stem_mid: int = 0
+  temporal_stages: int = 4
+  factorized: bool = False
+
+  def stage_is_3d(self, stage: int) -> bool:
+    return stage - 2 < self.temporal_stages
+
+
+BLOCKS: Registry[BlockKind] = Registry("model.block")
+BLOCKS.add("r3d", BlockKind())
+BLOCKS.add("r2plus1d", BlockKind(stem_mid=45, factorized=True))
+BLOCKS.add("mc3", BlockKind(temporal_stages=1))
 
 
 def block_names(num_stages: int = 4, blocks_per_stage: int = 2) -> list[str]:
@@ -28,9 +60,12 @@ def block_names(num_stages: int = 4, blocks_per_stage: int = 2) -> list[str]:
           for i in range(blocks_per_stage)]
 
 
-def block_strides(name: str) -> tuple[int, int, int]:
-  """(t, h, w) stride of block ``name``: 2 for the first block of stages 3-5 (Sec. IV-B), else 1."""
-  return (2, 2, 2) if name[1] == "a" and int(name[0]) > 2 else (1, 1, 1)
+def block_strides(name: str, block: str = "r3d") -> tuple[int, int, int]:
+  """(t, h, w) stride of block ``name``: 2 for the first block of stages 3-5 (Sec. IV-B), else 1;
+  stages without temporal convolutions (``mc3``) keep stride 1 in time."""
+  if name[1] != "a" or int(name[0]) == 2:
+    return (1, 1, 1)
+  return (2, 2, 2) if BLOCKS.get(block).stage_is_3d(int(name[0])) else (1, 2, 2)
 
 
 class ResNet3D(nn.Module):
@@ -39,6 +74,7 @@ class ResNet3D(nn.Module):
   width: int = 64
   num_stages: int = 4
   blocks_per_stage: int = 2
+  block: str = "r3d"
   dropout: float = 0.0
   remat: bool = False
   dtype: Dtype = jnp.float32
@@ -61,15 +97,18 @@ class ResNet3D(nn.Module):
     del labels
     if video.ndim != 5:
       raise ValueError(f"ResNet3D expects video [N, T, H, W, C], got shape {video.shape}")
+    kind = BLOCKS.get(self.block)
     x = video.astype(self.dtype)
-    x = ConvBN(self.width, (3, 7, 7), (1, 2, 2), dtype=self.dtype, param_dtype=self.param_dtype,
-               name="bcb1")(x, train)
+    stem_mid = max(1, kind.stem_mid * self.width // 64) if kind.stem_mid else None
+    x = ConvBN(self.width, (3, 7, 7), (1, 2, 2), mid_features=stem_mid, dtype=self.dtype,
+               param_dtype=self.param_dtype, name="bcb1")(x, train)
     features = {"stem": x}
     for name in block_names(self.num_stages, self.blocks_per_stage):
       stage, first = int(name[0]), name[1] == "a"
       block = remat_block(ResBlock3D, self.remat)(
-          self.width * 2 ** (stage - 2), block_strides(name), dtype=self.dtype,
-          param_dtype=self.param_dtype, name=f"{'rcb' if first else 'rib'}{name}")
+          self.width * 2 ** (stage - 2), block_strides(name, self.block),
+          kernel=(3, 3, 3) if kind.stage_is_3d(stage) else (1, 3, 3), factorized=kind.factorized,
+          dtype=self.dtype, param_dtype=self.param_dtype, name=f"{'rcb' if first else 'rib'}{name}")
       x = self.block_output(name, block, x, features, train)
       features[name] = x
     embedding = x.mean(axis=(1, 2, 3))
@@ -82,12 +121,14 @@ class ResNet3D(nn.Module):
 def resnet3d_kwargs(cfg: ml_collections.ConfigDict) -> dict:
   """The ResNet3D fields read from ``config.model`` (shared with models built on ResNet3D)."""
   return dict(width=cfg.get("width", 64), num_stages=cfg.get("num_stages", 4),
-              blocks_per_stage=cfg.get("blocks_per_stage", 2), dropout=cfg.get("dropout", 0.0),
-              remat=cfg.get("remat", False),
+              blocks_per_stage=cfg.get("blocks_per_stage", 2), block=cfg.get("block", "r3d"),
+              dropout=cfg.get("dropout", 0.0), remat=cfg.get("remat", False),
               dtype=dtype_of(cfg.get("dtype", "float32")),
               param_dtype=dtype_of(cfg.get("param_dtype", "float32")))
 
 
 @MODELS.register("resnet3d")
 def build(cfg: ml_collections.ConfigDict, num_classes: int) -> ResNet3D:
-  return ResNet3D(num_classes=num_classes, **resnet3d_kwargs(cfg))
+  kwargs = resnet3d_kwargs(cfg)
+  BLOCKS.get(kwargs["block"])  # an unknown block name fails at build time
+  return ResNet3D(num_classes=num_classes, **kwargs)

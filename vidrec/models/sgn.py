@@ -61,7 +61,7 @@ from vidrec.errors import UserError
 from vidrec.models import MODELS
 from vidrec.models import resnet2d as _resnet2d  # noqa: F401  registers "resnet2d_frame" (SGN + Frame)
 from vidrec.models.layers import Dtype, ResBlock3D
-from vidrec.models.resnet3d import ResNet3D, block_names, block_strides, resnet3d_kwargs
+from vidrec.models.resnet3d import BLOCKS, ResNet3D, block_names, block_strides, resnet3d_kwargs
 
 SGM_KINDS = ("S", "M", "G")
 SOFTMAX_AXES = ("channel", "spacetime")
@@ -118,12 +118,12 @@ class SGM(nn.Module):
     return p * left + (1.0 - p) * right
 
 
-def _total_strides(source: str, dest: str, names: Sequence[str]) -> tuple[int, int, int]:
+def _total_strides(source: str, dest: str, names: Sequence[str], block: str = "r3d") -> tuple[int, int, int]:
   """Product of the block strides after ``source`` up to and including ``dest``."""
   start = 0 if source == "stem" else names.index(source) + 1
   total = np.ones(3, dtype=int)
   for name in names[start:names.index(dest) + 1]:
-    total *= np.asarray(block_strides(name))
+    total *= np.asarray(block_strides(name, block))
   return tuple(int(s) for s in total)
 
 
@@ -207,7 +207,7 @@ class SGN(ResNet3D):
     if source is None:  # same-layer SGM on the block input F, with the block's stride
       f, strides, direct = x, tuple(block.strides), False
     else:
-      f, strides = features[source], _total_strides(source, name, names)
+      f, strides = features[source], _total_strides(source, name, names, self.block)
       direct = self.cross_layer_mode == "direct"
     if direct:  # Sec. IV-E baseline: the subsampled source feature map itself is the mask
       z = _repeat_channels(f[:, ::strides[0], ::strides[1], ::strides[2]], y.shape[-1])
@@ -244,6 +244,7 @@ def sgn_kwargs(cfg: ml_collections.ConfigDict) -> dict:
 
 @MODELS.register("sgn")
 def build(cfg: ml_collections.ConfigDict, num_classes: int) -> SGN:
+  BLOCKS.get(cfg.get("block", "r3d"))
   model = SGN(num_classes=num_classes, **resnet3d_kwargs(cfg), **sgn_kwargs(cfg))
   model.gated_blocks()  # fail at build time on a bad configuration
   return model

@@ -1,2 +1,2 @@
 """User-facing tools, each run as ``python -m vidrec.tools.<name>`` (fuse, ablate, bench, preview,
-throughput, visualize_sgn, visualize_u2s); ``plotting`` holds their shared matplotlib helpers."""
+throughput, visualize_sgn, visualize_u2s, visualize_joint_lstm); ``plotting`` holds their shared matplotlib helpers."""

@@ -24,6 +24,7 @@ from etils import epath
 import tensorflow_datasets as tfds
 
 from vidrec.data import features as features_lib
+from vidrec.data import flow as flow_lib
 from vidrec.data.builders.decode import Skip, VideoTask, process_task
 from vidrec.data.builders.pool import ordered_parallel_map
 from vidrec.errors import MissingDataError
@@ -65,15 +66,26 @@ class VideoBuilderConfig(tfds.core.BuilderConfig):
   Attributes:
     short_side: frames are stored resized so their short side is this many pixels.
     jpeg_quality: JPEG quality of the stored frames.
+    flow: optical flow stored next to the frames ("" = none, "tvl1"; ``vidrec.data.flow``).
+    warped_flow: also store the camera-motion-compensated (warped) flow.
   """
 
   short_side: int = DEFAULT_SHORT_SIDE
   jpeg_quality: int = 90
+  flow: str = ""
+  warped_flow: bool = False
 
 
 def config_name(variant: str, short_side: int) -> str:
   """Config naming rule: ``variant`` at S=128, ``variant_s<S>`` otherwise."""
   return variant if short_side == DEFAULT_SHORT_SIDE else f"{variant}_s{short_side}"
+
+
+def flow_config_name(name: str, flow: str, warped_flow: bool) -> str:
+  """Config naming rule for flow: ``<name>_<algorithm>[_warped]`` (e.g. ``split1_s256_tvl1_warped``)."""
+  if warped_flow and not flow:
+    raise ValueError("--warped_flow needs --flow (e.g. --flow tvl1 --warped_flow)")
+  return f"{name}_{flow}{'_warped' if warped_flow else ''}" if flow else name
 
 
 def with_short_sides(configs: Sequence[VideoBuilderConfig],
@@ -122,6 +134,12 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return super()._create_builder_config(builder_config, version)
 
   def _config_from_name(self, name: str) -> VideoBuilderConfig | str:
+    m = re.fullmatch(rf"(.+)_({'|'.join(flow_lib.ALGORITHMS)})(_warped)?", name)
+    if m:   # '<config>_tvl1[_warped]': the config with optical flow
+      base = type(self).builder_configs.get(m.group(1)) or self._config_from_name(m.group(1))
+      if isinstance(base, str):
+        return name
+      return dataclasses.replace(base, name=name, flow=m.group(2), warped_flow=bool(m.group(3)))
     m = re.fullmatch(r"(.+)_s(\d+)", name)
     base = type(self).builder_configs.get(m.group(1)) if m else None
     if base is None:
@@ -137,6 +155,14 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def short_side(self) -> int:
     return int(self.builder_config.short_side)
 
+  @property
+  def flow(self) -> str:
+    return self.builder_config.flow
+
+  @property
+  def warped_flow(self) -> bool:
+    return bool(self.builder_config.warped_flow)
+
   # ---- info --------------------------------------------------------------------------
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -149,15 +175,16 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         supervised_keys=("video", "label"),
         homepage=self.HOMEPAGE or None,
         citation=self.CITATION or None,
-        metadata=tfds.core.MetadataDict(short_side=self.short_side,
-                                        jpeg_quality=self.builder_config.jpeg_quality),
+        metadata=tfds.core.MetadataDict(
+            short_side=self.short_side, jpeg_quality=self.builder_config.jpeg_quality,
+            **({"flow": flow_lib.metadata(self.flow, self.warped_flow)} if self.flow else {})),
     )
 
-  @staticmethod
-  def _features(class_names: Sequence[str] | None) -> tfds.features.FeaturesDict:
+  def _features(self, class_names: Sequence[str] | None) -> tfds.features.FeaturesDict:
     """``features.video_features``; with unknown names the ClassLabel is left unset and is
     filled from the manual files at preparation or from the prepared data on loading."""
-    feats = features_lib.video_features(class_names or [])
+    feats = features_lib.video_features(class_names or [],
+                                        features_lib.flow_streams(self.flow, self.warped_flow))
     if class_names:
       return feats
     return tfds.features.FeaturesDict({
@@ -298,7 +325,8 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _task(self, source: Any, label: int, video_id: str, **kwargs: Any) -> VideoTask:
     return VideoTask(source=source, label=label, video_id=video_id,
                      short_side=self.short_side,
-                     jpeg_quality=int(self.builder_config.jpeg_quality), **kwargs)
+                     jpeg_quality=int(self.builder_config.jpeg_quality),
+                     flow=self.flow, warped_flow=self.warped_flow, **kwargs)
 
   # ---- to implement ------------------------------------------------------------------
 

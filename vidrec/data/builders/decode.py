@@ -12,6 +12,7 @@ from absl import logging
 import numpy as np
 
 from vidrec.data import features as features_lib
+from vidrec.data import flow as flow_lib
 
 # Decoded fewer than this fraction of the frames the container declares -> truncated.
 _TRUNCATION_TOLERANCE = 0.9
@@ -30,6 +31,8 @@ class VideoTask:
   kind: str = "video"
   fps: float | None = None
   name: str = ""  # what skip reports call the video (default: source path)
+  flow: str = ""  # optical-flow algorithm ("" = none; vidrec.data.flow.ALGORITHMS)
+  warped_flow: bool = False
 
   @property
   def display_name(self) -> str:
@@ -151,13 +154,13 @@ def load_frames(items: Sequence[Any], short_side: int) -> np.ndarray:
 
 
 def encode_jpeg(frames: np.ndarray, quality: int) -> list[bytes]:
-  """JPEG-encodes each (H,W,3) uint8 frame with PIL (libjpeg-turbo, 4:2:0)."""
+  """JPEG-encodes each (H,W,3) uint8 frame (or (H,W,1) grey plane) with PIL (libjpeg-turbo, 4:2:0)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
   encoded = []
   for frame in frames:
     buf = io.BytesIO()
-    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+    Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame).save(buf, format="JPEG", quality=quality)
     encoded.append(buf.getvalue())
   return encoded
 
@@ -176,8 +179,10 @@ def process_task(task: VideoTask) -> dict | Skip:
       frames, fps = load_frames(task.source, task.short_side), float(task.fps or 0.0)
     else:
       raise ValueError(f"unknown task kind {task.kind!r}")
-    example = features_lib.make_example(frames, task.label, task.video_id, fps)
-    example["video"] = encode_jpeg(frames, task.jpeg_quality)
+    flow = flow_lib.extract(frames, task.flow, task.warped_flow) if task.flow else None
+    example = features_lib.make_example(frames, task.label, task.video_id, fps, flow)
+    for key in ["video"] + [f"{s}_{c}" for s in (flow or {}) for c in "xy"]:
+      example[key] = encode_jpeg(example[key], task.jpeg_quality)
     return example
   except BadVideo as e:
     return Skip(str(e))

@@ -58,12 +58,14 @@ Then use the dataset as video_folder/NAME.
 class VideoFolderConfig(common.VideoBuilderConfig):
   """Config of a video folder dataset; name = the dataset NAME.
 
-  ``short_side`` / ``train_ratio`` None: taken from the record of an earlier preparation,
-  else 128 / 0.8.
+  ``short_side`` / ``train_ratio`` / ``flow`` / ``warped_flow`` None: taken from the record of an
+  earlier preparation, else 128 / 0.8 / no flow.
   """
 
   short_side: int | None = None  # type: ignore[assignment]
   train_ratio: float | None = None
+  flow: str | None = None  # type: ignore[assignment]
+  warped_flow: bool | None = None  # type: ignore[assignment]
 
 
 def hashed_split(key: str, train_ratio: float) -> str:
@@ -128,6 +130,14 @@ class VideoFolder(common.VideoBuilder):
   @property
   def short_side(self) -> int:
     return int(self._setting("short_side", common.DEFAULT_SHORT_SIDE))
+
+  @property
+  def flow(self) -> str:
+    return str(self._setting("flow", ""))
+
+  @property
+  def warped_flow(self) -> bool:
+    return bool(self._setting("warped_flow", False))
 
   @property
   def train_ratio(self) -> float:
@@ -202,6 +212,8 @@ class VideoFolder(common.VideoBuilder):
         "manual_dir": os.fspath(manual_dir.resolve() if hasattr(manual_dir, "resolve")
                                 else manual_dir),
         "short_side": self.short_side,
+        "flow": self.flow,
+        "warped_flow": self.warped_flow,
         "train_ratio": None if layout else self.train_ratio,
         "layout": "split_folders" if layout else "hashed",
         "splits": sorted(layout) if layout else ["test", "train"],

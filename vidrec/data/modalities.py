@@ -1,0 +1,113 @@
+"""Input modalities (``config.input.modality``): what a sampled index reads and how it becomes channels.
+
+- ``rgb``: frame t -> [H, W, 3]; ImageNet mean/std normalisation; a flip mirrors the frame.
+- ``flow`` / ``warped_flow``: the stored uint8 TV-L1 fields of the dataset (``prepare --flow tvl1
+  [--warped_flow]``). The sampler's ``frames_per_segment`` = L consecutive fields from the sampled index
+  form one snippet [H, W, 2L], channels x_t, y_t, x_{t+1}, y_{t+1}, ... (tsn-pytorch's order);
+  normalised as (v - 128) / 128; a flip mirrors the fields and inverts x (255 - v, tsn-pytorch's
+  ``GroupRandomHorizontalFlip(is_flow=True)``: exactly -dx of the quantised field). Field t is the
+  flow from frame t to t+1, so a video of T frames has T - 1 indices to sample from.
+
+Flips act on 0-255 valued frames (before normalisation), in training and in the test views.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import ml_collections
+import tensorflow as tf
+
+from vidrec.registry import Registry
+
+FLOW_CENTER = 128.0   # (v - 128) / 128: MMAction2's TSN flow normalisation (mean 128, std 128)
+
+
+def decode_frames(encoded: tf.Tensor) -> tf.Tensor:
+  """JPEG string[L] -> uint8[L, H, W, 3]."""
+  return tf.map_fn(lambda s: tf.io.decode_jpeg(s, channels=3), encoded,
+                   fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+
+
+def normalize_rgb(frames: tf.Tensor, cfg: ml_collections.ConfigDict) -> tf.Tensor:
+  """(v - mean) / std with the config's per-channel mean and std (0-255 range)."""
+  return (frames - tf.constant(cfg.mean, tf.float32)) / tf.constant(cfg.std, tf.float32)
+
+
+def decode_grey(encoded: tf.Tensor) -> tf.Tensor:
+  """JPEG string[L] -> uint8[L, H, W, 1]."""
+  return tf.map_fn(lambda s: tf.io.decode_jpeg(s, channels=1), encoded,
+                   fn_output_signature=tf.TensorSpec([None, None, 1], tf.uint8))
+
+
+@dataclasses.dataclass(frozen=True)
+class Modality:
+  """``length(ex)``: number of sampleable indices; ``decode(ex, indices, cfg)``: float32 [K, H, W, C]
+  (0-255 values) for the sampled indices, K = len(indices) / ``stack(cfg)``; ``channels(cfg)`` = C;
+  ``flip`` and ``normalize``."""
+  length: Callable[[dict], tf.Tensor]
+  decode: Callable[[dict, tf.Tensor, ml_collections.ConfigDict], tf.Tensor]
+  channels: Callable[[ml_collections.ConfigDict], int]
+  stack: Callable[[ml_collections.ConfigDict], int]
+  flip: Callable[[tf.Tensor], tf.Tensor]
+  normalize: Callable[[tf.Tensor, ml_collections.ConfigDict], tf.Tensor]
+  feature: str                       # the record key it reads (checked against the dataset)
+
+
+MODALITIES: Registry[Modality] = Registry("input.modality")
+
+
+MODALITIES.add("rgb", Modality(
+    length=lambda ex: tf.shape(ex["video"])[0], channels=lambda cfg: 3, stack=lambda cfg: 1,
+    decode=lambda ex, indices, cfg: tf.cast(decode_frames(tf.gather(ex["video"], indices)), tf.float32),
+    flip=lambda frames: tf.reverse(frames, [-2]), normalize=normalize_rgb, feature="video"))
+
+
+def stack_flow(x: tf.Tensor, y: tf.Tensor, length: int) -> tf.Tensor:
+  """x, y planes [K*L, H, W, 1] -> [K, H, W, 2L] with channels x_0, y_0, x_1, y_1, ..."""
+  xy = tf.concat([x, y], axis=-1)                                     # [K*L, H, W, 2]
+  h, w = tf.shape(xy)[1], tf.shape(xy)[2]
+  xy = tf.reshape(xy, [-1, length, h, w, 2])
+  return tf.reshape(tf.transpose(xy, [0, 2, 3, 1, 4]), [-1, h, w, 2 * length])
+
+
+def flip_flow(frames: tf.Tensor) -> tf.Tensor:
+  """Mirror [..., W, 2L] 0-255 flow stacks and invert x (even channels): v -> 255 - v."""
+  frames = tf.reverse(frames, [-2])
+  is_x = tf.range(tf.shape(frames)[-1]) % 2 == 0
+  return tf.where(is_x, 255.0 - frames, frames)
+
+
+def _flow(stream: str) -> Modality:
+  def decode(ex: dict, indices: tf.Tensor, cfg: ml_collections.ConfigDict) -> tf.Tensor:
+    planes = [decode_grey(tf.gather(ex[f"{stream}_{c}"], indices)) for c in "xy"]
+    return tf.cast(stack_flow(*planes, cfg.frames_per_segment), tf.float32)
+
+  return Modality(length=lambda ex: tf.shape(ex[f"{stream}_x"])[0], decode=decode,
+                  channels=lambda cfg: 2 * cfg.frames_per_segment, stack=lambda cfg: cfg.frames_per_segment,
+                  flip=flip_flow,
+                  normalize=lambda f, cfg: (f - FLOW_CENTER) / FLOW_CENTER, feature=f"{stream}_x")
+
+
+MODALITIES.add("flow", _flow("flow"))
+MODALITIES.add("warped_flow", _flow("warped_flow"))
+
+
+def get(cfg: ml_collections.ConfigDict, features=None) -> Modality:
+  """The modality ``cfg.modality`` (default rgb), checked against the config and the dataset's features."""
+  name = cfg.get("modality", "rgb")
+  modality = MODALITIES.get(name)
+  if name != "rgb" and cfg.sampler != "segments":
+    raise ValueError(f"input.modality={name!r} stacks frames_per_segment flow fields per snippet: "
+                     f"use input.sampler='segments' (got {cfg.sampler!r}).")
+  if features is not None and modality.feature not in features:
+    raise ValueError(f"input.modality={name!r} but the dataset has no {name} stream: prepare it with "
+                     f"`python -m vidrec.data.prepare ... --flow tvl1{' --warped_flow' if 'warped' in name else ''}`"
+                     f" (synthetic: --config.dataset.name=synthetic_actions/flow).")
+  return modality
+
+
+def input_shape(cfg: ml_collections.ConfigDict, batch: int, frames: int) -> tuple[int, ...]:
+  """Shape of a batch of videos made of ``frames`` sampled indices per video."""
+  modality = get(cfg)
+  return (batch, frames // modality.stack(cfg), cfg.crop, cfg.crop, modality.channels(cfg))

@@ -1,0 +1,204 @@
+"""Fine-tuning from pretrained variables: ``--config.init_from=DIR`` (see docs/pretrained.md).
+
+DIR holds ``variables.msgpack`` (flax msgpack of ``{"params": ..., "batch_stats": ...}``, numpy leaves)
+and ``meta.json`` (where the weights came from and the ``config.model`` they fit), as written by
+``python -m vidrec.convert``. A fresh training run (not a resumed one: there the checkpoint wins)
+takes every variable whose name (``collection/module/.../leaf``) and shape match the model's, keeps the
+fresh initialisation of those that match a ``config.init_skip`` pattern (fnmatch globs on the name
+without its collection, e.g. ``fc/*``; ``base_config``'s default ``fc/*,fc8/*,*_head/*`` names the
+classifier of every vidrec model: resnet3d / sgn / resnet2d_frame ``fc``, VGG16 ``fc8``, U2S's heads)
+and of the model's variables that the checkpoint lacks, prints a table of what happened, and stops
+with an error, before anything compiles, on a shape mismatch it was not told to skip.
+
+``config.init_prefix`` loads a checkpoint into a sub-module of a larger model (e.g. a converted VGG16
+as the pre-conv net of a model whose VGG16 is ``params/vgg/...``: ``--config.init_prefix=vgg``).
+
+Shape adapters (``ADAPTERS``, chosen by ``config.init_adapt``) are the hook for initialisations across
+shapes, e.g. a flow network started from RGB weights: a mismatched, non-skipped variable is passed to
+the adapter, which returns the array to load (of the model's shape) or None (then it is an error).
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+from typing import Any, Callable, Mapping
+
+import flax
+import jax
+import ml_collections
+import numpy as np
+import optax
+
+from vidrec import fs
+from vidrec.registry import Registry
+
+VARIABLES_FILE = "variables.msgpack"
+META_FILE = "meta.json"
+
+Adapter = Callable[[str, np.ndarray, tuple[int, ...]], "np.ndarray | None"]
+ADAPTERS: Registry[Adapter] = Registry("init_adapt")
+
+
+@ADAPTERS.register("channel_mean")
+def channel_mean(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+  """Cross-modality initialisation (TSN, Wang et al. 2016, Sec. 3.2): a convolution kernel
+  ``[*k, C_in, O]`` whose input channels differ (RGB -> stacked flow) is averaged over its input channels
+  and the mean is replicated to the model's ``C_in``. Any other mismatch: None."""
+  del name
+  if value.ndim < 3 or value.shape[:-2] != shape[:-2] or value.shape[-1] != shape[-1]:
+    return None
+  return np.broadcast_to(value.mean(axis=-2, keepdims=True), shape).copy()
+
+
+def save_variables(directory: str, variables: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+  """Writes ``variables`` (nested dicts of arrays) and ``meta`` to ``directory`` (created; local or
+  ``gs://``, through :mod:`vidrec.fs`)."""
+  out = fs.makedirs(directory)
+  tree = jax.tree.map(np.asarray, dict(variables))
+  (out / VARIABLES_FILE).write_bytes(flax.serialization.msgpack_serialize(tree))
+  (out / META_FILE).write_text(json.dumps(dict(meta), indent=1, sort_keys=True))
+
+
+def load_variables(directory: str) -> tuple[dict, dict]:
+  """(variables, meta) from a directory written by :func:`save_variables`."""
+  path = fs.path(directory) / VARIABLES_FILE
+  if not path.exists():
+    raise FileNotFoundError(
+        f"init_from={directory!r}: no {VARIABLES_FILE} there. Convert a checkpoint first, e.g. "
+        f"python -m vidrec.convert torchvision --arch r3d_18 --checkpoint r3d_18.pth --out {directory}")
+  variables = flax.serialization.msgpack_restore(path.read_bytes())
+  meta_path = fs.path(directory) / META_FILE
+  meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+  return variables, meta
+
+
+def flatten(tree: Mapping[str, Any]) -> dict[str, Any]:
+  """{"params": {"fc": {"kernel": x}}} -> {"params/fc/kernel": x}."""
+  return {"/".join(k): v for k, v in flax.traverse_util.flatten_dict(dict(tree)).items()}
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict:
+  """Inverse of :func:`flatten`."""
+  return flax.traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in flat.items()})
+
+
+def parse_patterns(spec: str | tuple | list | None) -> tuple[str, ...]:
+  """"fc/*,fc8/*" (or a list) -> ("fc/*", "fc8/*")."""
+  if not spec:
+    return ()
+  items = spec.split(",") if isinstance(spec, str) else list(spec)
+  return tuple(p.strip() for p in items if p.strip())
+
+
+@dataclasses.dataclass
+class Plan:
+  """What initialising from ``source`` does to each model variable (flat name -> status) and the
+  values to load (for ``loaded`` / ``adapted``). Statuses: loaded, adapted, reinit (init_skip),
+  missing (not in the checkpoint: fresh). ``unused``: checkpoint names the model lacks."""
+  source: str
+  status: dict[str, str]
+  values: dict[str, np.ndarray]
+  sizes: dict[str, int]
+  unused: list[str]
+
+  def table(self) -> str:
+    """One row per top-level module: arrays per status and values loaded; then the totals."""
+    kinds = ("loaded", "adapted", "reinit", "missing")
+    rows: dict[str, dict[str, int]] = {}
+    for name, status in self.status.items():
+      row = rows.setdefault(name.split("/")[1], dict.fromkeys(kinds + ("values",), 0))
+      row[status] += 1
+      row["values"] += self.sizes[name] if status in ("loaded", "adapted") else 0
+    head = ["module", "loaded", "adapted", "re-initialised", "missing (fresh)", "values loaded"]
+    body = [[m] + [str(r[k]) for k in kinds + ("values",)] for m, r in rows.items()]
+    total = ["total"] + [str(sum(r[k] for r in rows.values())) for k in kinds + ("values",)]
+    widths = [max(len(line[i]) for line in [head, total] + body) for i in range(len(head))]
+    fmt = lambda line: "  ".join(c.ljust(w) for c, w in zip(line, widths))  # noqa: E731
+    lines = [f"init_from {self.source}: arrays per module", fmt(head)] + [fmt(b) for b in body] + [fmt(total)]
+    shown = ", ".join(self.unused[:12]) + (", ..." if len(self.unused) > 12 else "")
+    lines.append(f"unused checkpoint arrays ({len(self.unused)}): {shown or 'none'}")
+    return "\n".join(lines)
+
+
+def make_plan(checkpoint: Mapping[str, Any], model_shapes: Mapping[str, Any], source: str,
+              skip: tuple[str, ...] = (), adapter: str = "", prefix: str = "") -> Plan:
+  """Matches ``checkpoint`` variables to ``model_shapes`` (nested, leaves with ``.shape``) by name;
+  with ``prefix`` (a module path such as ``backbone``) checkpoint ``coll/x`` is model ``coll/prefix/x``.
+
+  Raises ValueError listing every shape mismatch that is neither skipped nor adapted, and when no
+  checkpoint name is in the model at all."""
+  ckpt, model = flatten(checkpoint), flatten(model_shapes)
+  if prefix:
+    ckpt = {f"{k.split('/', 1)[0]}/{prefix.strip('/')}/{k.split('/', 1)[1]}": v for k, v in ckpt.items()}
+  if not set(ckpt) & set(model):
+    raise ValueError(
+        f"init_from {source}: no variable name of the checkpoint is in the model (checkpoint: "
+        f"{sorted(ckpt)[:2]}..., model: {sorted(model)[:2]}...). If the pretrained network sits inside the "
+        f"model under a module path, name it with --config.init_prefix (now {prefix!r}).")
+  adapt = ADAPTERS.get(adapter) if adapter else None
+  status, values, errors = {}, {}, []
+  for name, leaf in model.items():
+    shape = tuple(leaf.shape)
+    if any(fnmatch.fnmatchcase(name.split("/", 1)[1], p) for p in skip):
+      status[name] = "reinit"
+    elif name not in ckpt:
+      status[name] = "missing"
+    elif tuple(np.shape(ckpt[name])) == shape:
+      status[name], values[name] = "loaded", np.asarray(ckpt[name])
+    else:
+      value = adapt(name, np.asarray(ckpt[name]), shape) if adapt else None
+      if value is None or tuple(value.shape) != shape:
+        errors.append(f"  {name}: checkpoint {tuple(np.shape(ckpt[name]))}, model {shape}")
+      else:
+        status[name], values[name] = "adapted", value
+  if errors:
+    raise ValueError(
+        f"init_from {source}: {len(errors)} variable(s) differ in shape between the checkpoint and the "
+        f"model and are not in config.init_skip:\n" + "\n".join(errors) + "\nFix: configure the model the "
+        f"checkpoint was made for (its {META_FILE} lists config.model), re-initialise these by adding "
+        f"patterns to --config.init_skip (now {','.join(skip)!r}), or adapt them with --config.init_adapt "
+        f"(one of {ADAPTERS.names()}).")
+  sizes = {name: int(np.prod(leaf.shape)) for name, leaf in model.items()}
+  return Plan(source, status, values, sizes, sorted(set(ckpt) - set(model)))
+
+
+def merge(fresh: Mapping[str, Any], plan: Plan,
+          put: Callable[[np.ndarray, Any], Any] = lambda value, like: value.astype(like.dtype)) -> dict:
+  """``fresh`` variables with the plan's values in place; ``put(value, fresh_leaf)`` makes each leaf."""
+  return unflatten({k: put(plan.values[k], v) if k in plan.values else v for k, v in flatten(fresh).items()})
+
+
+def prepare(config: ml_collections.ConfigDict, abstract_state: Any, resuming: bool) -> Plan | None:
+  """The plan for ``config.init_from`` against the trainer's abstract state (shapes only, so errors come
+  before anything compiles); None without ``init_from`` or when resuming (the checkpoint wins)."""
+  directory = config.get("init_from", "")
+  if not directory:
+    return None
+  if resuming:
+    _print(f"init_from {directory}: ignored, resuming from this run's own checkpoint")
+    return None
+  checkpoint, meta = load_variables(directory)
+  shapes = {"params": abstract_state.params, **abstract_state.model_state}
+  plan = make_plan(checkpoint, shapes, f"{directory} ({meta.get('arch', 'vidrec')})",
+                   parse_patterns(config.init_skip), config.init_adapt, config.init_prefix)
+  _print(plan.table())
+  return plan
+
+
+def apply(ts: Any, plan: Plan | None, tx: optax.GradientTransformation) -> Any:
+  """``ts`` (a fresh TrainState) with the plan's values put in place (same dtypes and shardings) and
+  the optimiser state re-initialised for the new parameters."""
+  if plan is None:
+    return ts
+  variables = merge({"params": ts.params, **ts.model_state}, plan,
+                    lambda value, like: jax.device_put(value.astype(like.dtype), like.sharding))
+  params = variables.pop("params")
+  shardings = jax.tree.map(lambda a: a.sharding, ts.opt_state)
+  return ts.replace(params=params, model_state=variables,
+                    opt_state=jax.jit(tx.init, out_shardings=shardings)(params))
+
+
+def _print(text: str) -> None:
+  if jax.process_index() == 0:
+    print(text, flush=True)

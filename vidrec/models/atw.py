@@ -1,0 +1,101 @@
+"""ATW: attention-based temporal weighted CNN over TSN segments (paper 002, Sec. 3; docs/models/atw.md).
+
+One stream (RGB, optical flow or warped flow; "each stream ... is trained independently"): a 2D
+ResNet-18/50 in torchvision layout (the blocks of ``vidrec.models.resnet2d``, parameters named like
+``ResNet2DFrame``: conv1, layer<s>_<i>, fc) shared over the T snippets of a video, giving per-snippet
+class scores a_i (Eq. 1), and a segmental consensus from ``vidrec.models.consensus.CONSENSUS`` (default
+``attention``: Eq. 2-4) giving the video score A_att. The consensus sits before the softmax (Sec. 4).
+
+Input ``video`` [B, T, H, W, C]: C = 3 for RGB, 2 L for a stack of L flow fields (x, y interleaved).
+T is the number of snippets: 8 (``num_segments``) in training, any number (80) at test.
+
+Outputs: ``logits`` = A_att [B, num_classes], ``snippet_logits`` = a [B, T, num_classes], ``attention``
+= w [B, T] (Fig. 3: the most and least attended snippets).
+
+Config (``config.model``, name ``"atw"``): ``depth`` (18 | 50), ``width`` (64), ``num_segments`` (N of
+training, for the ``one_over_n`` init and ``positional``), ``consensus`` (attention | avg | max |
+positional), ``attention_activation`` (relu | tanh | sigmoid | none), ``attention_init`` (gaussian | one |
+one_over_n), ``dropout`` before fc (TSN: 0.8 RGB, 0.7 flow), ``partial_bn`` (TSN: every BatchNorm but
+the first uses and keeps its running statistics in training), ``dtype``/``param_dtype``.
+
+Cross-modality initialisation (TSN, "We employ cross modality pre-training [12]"): ImageNet weights go
+into every stream; a flow stream's first convolution gets ``cross_modality_kernel`` of the RGB kernel.
+The weight-import ``init_from`` calls it when a checkpoint's ``conv1/conv/kernel`` has 3 input channels
+and the model's has 2 L (the torchvision ``fc`` is not loaded: the classes differ).
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from vidrec.models import MODELS, dtype_of
+from vidrec.models.consensus import CONSENSUS
+from vidrec.models.layers import ConvBN, Dtype
+from vidrec.models.resnet2d import STAGE_BLOCKS, BasicBlock2D, Bottleneck2D
+
+FC_INIT_STD = 0.001   # TSN's classifier initialisation
+
+
+def cross_modality_kernel(rgb_kernel: np.ndarray, in_channels: int) -> np.ndarray:
+  """TSN's cross-modality initialisation: the RGB first-conv kernel [kh, kw, 3, O] averaged over its
+  input channels and replicated ``in_channels`` times -> [kh, kw, in_channels, O] (tsn-pytorch
+  ``_construct_flow_model``: ``kernel.mean(dim=1, keepdim=True).expand(...)``)."""
+  rgb_kernel = np.asarray(rgb_kernel)
+  if rgb_kernel.ndim != 4:
+    raise ValueError(f"expected a 2D conv kernel [kh, kw, in, out], got shape {rgb_kernel.shape}")
+  mean = rgb_kernel.mean(axis=2, keepdims=True)
+  return np.repeat(mean, in_channels, axis=2).astype(rgb_kernel.dtype)
+
+
+class ATW(nn.Module):
+  """One ATW stream: shared 2D ResNet over snippets -> a_i (Eq. 1) -> consensus (Eq. 2-4)."""
+  num_classes: int
+  depth: int = 18
+  width: int = 64
+  num_segments: int = 8
+  consensus: str = "attention"
+  attention_activation: str = "relu"
+  attention_init: str = "gaussian"
+  dropout: float = 0.8
+  partial_bn: bool = False
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, video: jnp.ndarray, *, train: bool = False,
+               labels: jnp.ndarray | None = None) -> dict[str, jnp.ndarray]:
+    del labels
+    if video.ndim != 5:
+      raise ValueError(f"ATW expects video [B, T, H, W, C] (T snippets), got shape {video.shape}")
+    if self.depth not in STAGE_BLOCKS:
+      raise ValueError(f"config.model.depth={self.depth}: use one of {sorted(STAGE_BLOCKS)}")
+    b, t = video.shape[:2]
+    x = video.reshape((b * t,) + video.shape[2:]).astype(self.dtype)
+    x = ConvBN(self.width, (7, 7), (2, 2), dtype=self.dtype, param_dtype=self.param_dtype, name="conv1")(x, train)
+    x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+    bn_train = train and not self.partial_bn   # partial BN: only conv1's BatchNorm normalises by the batch
+    block_cls = BasicBlock2D if self.depth < 50 else Bottleneck2D
+    for stage, num_blocks in enumerate(STAGE_BLOCKS[self.depth]):
+      for i in range(num_blocks):
+        x = block_cls(self.width * 2 ** stage, 2 if i == 0 and stage > 0 else 1,
+                      dtype=self.dtype, param_dtype=self.param_dtype, name=f"layer{stage + 1}_{i}")(x, bn_train)
+    x = nn.Dropout(self.dropout, deterministic=not train)(x.mean(axis=(1, 2)))
+    a = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
+                 kernel_init=nn.initializers.normal(FC_INIT_STD), name="fc")(x)
+    a = a.reshape(b, t, -1).astype(jnp.float32)                                   # Eq. 1
+    consensus = CONSENSUS.get(self.consensus)(self.num_segments, self.attention_activation,
+                                              self.attention_init, name="consensus")
+    logits, weights = consensus(a)                                                # Eq. 2-4
+    return {"logits": logits, "snippet_logits": a, "attention": weights}
+
+
+@MODELS.register("atw")
+def build(cfg: ml_collections.ConfigDict, num_classes: int) -> ATW:
+  return ATW(num_classes=num_classes, depth=cfg.get("depth", 18), width=cfg.get("width", 64),
+             num_segments=cfg.get("num_segments", 8), consensus=cfg.get("consensus", "attention"),
+             attention_activation=cfg.get("attention_activation", "relu"),
+             attention_init=cfg.get("attention_init", "gaussian"), dropout=cfg.get("dropout", 0.8),
+             partial_bn=cfg.get("partial_bn", False), dtype=dtype_of(cfg.get("dtype", "float32")),
+             param_dtype=dtype_of(cfg.get("param_dtype", "float32")))
