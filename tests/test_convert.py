@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from vidrec import convert, init_from
+from vidrec import convert, init_from, param_paths
 from vidrec.convert import __main__ as convert_cli
 from vidrec.convert import torchvision_map as tm
 
@@ -53,11 +53,11 @@ def test_layout_transposes_match_hand_computed_values():
 def test_round_trip_is_exact(arch):
   rng = np.random.default_rng(0)
   flat = {k: rng.standard_normal(s, dtype=np.float32) for k, s in tm.variable_shapes(arch, 7).items()}
-  variables = init_from.unflatten(flat)
+  variables = param_paths.unflatten(flat)
   state = tm.to_torch(arch, variables)
   assert {k: list(v.shape) for k, v in state.items() if not k.startswith(("fc.", "classifier.6"))} == {
       k: v for k, v in TORCHVISION_SHAPES[arch].items() if not k.startswith(("fc.", "classifier.6"))}
-  back = init_from.flatten(tm.to_vidrec(arch, state))
+  back = param_paths.flatten(tm.to_vidrec(arch, state))
   assert back.keys() == flat.keys()
   for k in flat:
     np.testing.assert_array_equal(back[k], flat[k])

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from vidrec import init_from, optim, trainer
+from vidrec import init_from, optim, param_paths, trainer
 from vidrec.models import build_model
 
 
 def _tree(**leaves):
-  return init_from.unflatten({k: np.asarray(v, np.float32) for k, v in leaves.items()})
+  return param_paths.unflatten({k: np.asarray(v, np.float32) for k, v in leaves.items()})
 
 
 def test_plan_statuses_and_table():
@@ -77,7 +77,7 @@ def test_training_loads_skips_and_reports(data_dir, tmp_path, capsys):
   cfg.optimizer.lr = 0.0                  # parameters stay as initialised: what init_from put there
   cfg.num_train_steps = 1
   ts = trainer.train(cfg, str(tmp_path / "run"))
-  flat, ckpt = init_from.flatten({"params": ts.params}), init_from.flatten({"params": pretrained["params"]})
+  flat, ckpt = param_paths.flatten({"params": ts.params}), param_paths.flatten({"params": pretrained["params"]})
   for name, value in flat.items():
     if not name.startswith("params/fc/"):
       np.testing.assert_array_equal(value, ckpt[name])

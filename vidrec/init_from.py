@@ -20,7 +20,6 @@ the adapter, which returns the array to load (of the model's shape) or None (the
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import json
 from typing import Any, Callable, Mapping
 
@@ -31,6 +30,7 @@ import numpy as np
 import optax
 
 from vidrec import fs
+from vidrec.param_paths import flatten, matches, parse_patterns, unflatten
 from vidrec.registry import Registry
 
 VARIABLES_FILE = "variables.msgpack"
@@ -71,24 +71,6 @@ def load_variables(directory: str) -> tuple[dict, dict]:
   meta_path = fs.path(directory) / META_FILE
   meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
   return variables, meta
-
-
-def flatten(tree: Mapping[str, Any]) -> dict[str, Any]:
-  """{"params": {"fc": {"kernel": x}}} -> {"params/fc/kernel": x}."""
-  return {"/".join(k): v for k, v in flax.traverse_util.flatten_dict(dict(tree)).items()}
-
-
-def unflatten(flat: Mapping[str, Any]) -> dict:
-  """Inverse of :func:`flatten`."""
-  return flax.traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in flat.items()})
-
-
-def parse_patterns(spec: str | tuple | list | None) -> tuple[str, ...]:
-  """"fc/*,fc8/*" (or a list) -> ("fc/*", "fc8/*")."""
-  if not spec:
-    return ()
-  items = spec.split(",") if isinstance(spec, str) else list(spec)
-  return tuple(p.strip() for p in items if p.strip())
 
 
 @dataclasses.dataclass
@@ -140,7 +122,7 @@ def make_plan(checkpoint: Mapping[str, Any], model_shapes: Mapping[str, Any], so
   status, values, errors = {}, {}, []
   for name, leaf in model.items():
     shape = tuple(leaf.shape)
-    if any(fnmatch.fnmatchcase(name.split("/", 1)[1], p) for p in skip):
+    if matches(name.split("/", 1)[1], skip):
       status[name] = "reinit"
     elif name not in ckpt:
       status[name] = "missing"

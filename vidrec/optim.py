@@ -1,12 +1,14 @@
 """Optimizers and learning-rate schedules (config.optimizer), by name."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import ml_collections
 import optax
 
+from vidrec import param_paths
+from vidrec.errors import UserError
 from vidrec.registry import Registry
 
 SCHEDULES: Registry[Callable[[ml_collections.ConfigDict, int], optax.Schedule]] = Registry(
@@ -60,10 +62,32 @@ def _adamw(cfg: ml_collections.ConfigDict, lr: optax.Schedule) -> optax.Gradient
   return optax.adamw(lr, weight_decay=cfg.weight_decay, mask=_decay_mask)
 
 
+def frozen_labels(patterns: tuple[str, ...]) -> Callable[[Any], Any]:
+  """Param tree -> "frozen" / "train" per leaf, by globs over "/"-joined names ("vgg/*").
+
+  Raises UserError naming the pattern when one matches no parameter (a typo would silently train).
+  """
+  def labels(params: Any) -> Any:
+    flat = param_paths.flatten(params)
+    for p in patterns:
+      if not any(param_paths.matches(name, (p,)) for name in flat):
+        raise UserError(f"optimizer.frozen pattern {p!r} matches no parameter of the model; names look like "
+                        f"{sorted(flat)[:3]}... Fix the glob (fnmatch, '*' crosses '/') or drop it.")
+    return param_paths.unflatten(
+        {k: "frozen" if param_paths.matches(k, patterns) else "train" for k in flat})
+  return labels
+
+
 def make_optimizer(cfg: ml_collections.ConfigDict,
                    num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """The named optimizer after optional global-norm clipping, on every parameter except those matching
+  ``cfg.frozen`` (comma-separated globs), which get no update at all: no step, no weight decay, no
+  optimizer state (``optax.multi_transform`` with ``set_to_zero``)."""
   schedule = make_schedule(cfg, num_steps)
   tx = OPTIMIZERS.get(cfg.name)(cfg, schedule)
   if cfg.get("grad_clip_norm"):
     tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
+  frozen = param_paths.parse_patterns(cfg.get("frozen"))
+  if frozen:
+    tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, frozen_labels(frozen))
   return tx, schedule
