@@ -71,6 +71,10 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, config: ml_co
                     opt_state=tx.init(params))
 
 
+def _float32(x: jax.Array) -> jax.Array:
+  return x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
                     loss_fn: losses.LossFn, loss_cfg: ml_collections.ConfigDict,
                     schedule: optax.Schedule, base_rng: jax.Array,
@@ -83,6 +87,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
       outputs, new_state = model.apply(
           {"params": params, **model_state}, batch["video"], train=True, labels=batch["label"],
           rngs={"dropout": rng}, mutable=list(model_state))
+      outputs = jax.tree.map(_float32, outputs)       # low-precision compute, float32 loss
       terms = loss_fn(outputs, batch["label"], loss_cfg, params)
       return losses.total_loss(terms), (terms, outputs["logits"], dict(new_state))
     return jax.value_and_grad(objective, has_aux=True)(params)

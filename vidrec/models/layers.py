@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from vidrec.models import conv_gemm
+
 Dtype = Any
 Padding = Sequence[tuple[int, int]]
 
@@ -22,22 +24,32 @@ BN_MOMENTUM = 0.9       # PyTorch's momentum 0.1 (flax keeps 1 - that)
 BN_EPSILON = 1e-5
 
 
+CONV_IMPLS = ("native", "temporal_sum", "gemm")
+
+
 def conv3d_impl() -> str:
-  """How 3D convolutions run: ``$VIDREC_CONV3D`` (``native`` | ``temporal_sum``), else ``temporal_sum``
-  on CPU (XLA:CPU's 3D convolution is several times slower than its 2D one) and ``native`` elsewhere."""
-  impl = os.environ.get("VIDREC_CONV3D") or ("temporal_sum" if jax.default_backend() == "cpu" else "native")
-  if impl not in ("native", "temporal_sum"):
-    raise ValueError(f"VIDREC_CONV3D must be 'native' or 'temporal_sum', got {impl!r}")
+  """How convolutions run: ``$VIDREC_CONV3D`` (``native`` | ``temporal_sum`` | ``gemm``), else ``gemm``
+  on CPU and ``native`` elsewhere. ``native`` is XLA's convolution; ``temporal_sum`` runs a 3D one as a
+  sum of 2D ones (other ranks native); ``gemm`` runs every convolution as im2col GEMMs with a GEMM
+  backward (``conv_gemm``; XLA:CPU's convolution emitter reaches well under its GEMM speed,
+  docs/performance.md)."""
+  impl = os.environ.get("VIDREC_CONV3D") or ("gemm" if jax.default_backend() == "cpu" else "native")
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"VIDREC_CONV3D must be one of {CONV_IMPLS}, got {impl!r}")
   return impl
 
 
 def conv_nd(x: jnp.ndarray, kernel: jnp.ndarray, strides: Sequence[int], padding: Padding) -> jnp.ndarray:
-  """Channels-last convolution of x [N, *spatial, C] with kernel [*k, C, O] (explicit padding).
+  """Channels-last convolution of x [N, *spatial, C] with kernel [*k, C, O] (explicit padding), run as
+  ``conv3d_impl()`` says.
 
   A 3D convolution may run as the sum over temporal taps t of 2D convolutions of the time-strided
-  slices x[:, t::s_t] with kernel[t] (exactly the same result; see ``conv3d_impl``)."""
+  slices x[:, t::s_t] with kernel[t] (exactly the same result); ``gemm`` is ``conv_gemm.conv_gemm``."""
   nd = kernel.ndim - 2
-  if nd == 3 and conv3d_impl() == "temporal_sum":
+  impl = conv3d_impl()
+  if impl == "gemm":
+    return conv_gemm.conv_gemm(x, kernel, strides, padding)
+  if nd == 3 and impl == "temporal_sum":
     (p0, p1), st = padding[0], strides[0]
     xp = jnp.pad(x, ((0, 0), (p0, p1), (0, 0), (0, 0), (0, 0)))
     t_out = (xp.shape[1] - kernel.shape[0]) // st + 1

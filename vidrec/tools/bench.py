@@ -1,8 +1,9 @@
 """Benchmark: python -m vidrec.tools.bench --config configs/<model>_<dataset>.py[:variant] [--steps 20].
 
 After compilation, measures train-step clips/s, eval (forward) clips/s, input-pipeline clips/s alone
-(training pipeline, and the test-view pipeline), XLA's FLOPs per clip (cost analysis) and peak memory;
-prints one JSON line. Numbers are measured here and never asserted by tests.
+(training pipeline, and the test-view pipeline), XLA's FLOPs per clip (cost analysis), the achieved
+GFLOP/s (those FLOPs / step time) and peak memory; prints one JSON line. ``$VIDREC_CONV3D`` picks the
+convolution path (``vidrec.models.layers.conv3d_impl``). Numbers are measured here and never asserted by tests.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ml_collections import config_flags
 
 from vidrec import cli, losses, parallel, trainer
 from vidrec.data import pipeline
+from vidrec.models import layers
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per measurement (after one warm-up).")
@@ -81,6 +83,9 @@ def run(config, steps: int, input_batches: int) -> dict:
       "input_clips_per_sec": batch_size / input_sec, "test_input_views_per_sec": batch_size / test_input_sec,
       "train_gflops_per_clip": train_flops / batch_size / 1e9 if train_flops else None,
       "forward_gflops_per_clip": fwd_flops / batch_size / 1e9 if fwd_flops else None,
+      "train_gflops_per_sec": train_flops / train_sec / 1e9 if train_flops else None,
+      "eval_gflops_per_sec": fwd_flops / eval_sec / 1e9 if fwd_flops else None,
+      "conv_impl": layers.conv3d_impl(),
       "peak_device_memory_mb": stats.get("peak_bytes_in_use", 0) / 2**20 or None,
       "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
   }
