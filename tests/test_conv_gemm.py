@@ -71,10 +71,12 @@ def test_bfloat16_inputs_give_bfloat16_outputs_close_to_float32():
 
 
 def test_plan_chunks_divide_the_batch_and_bound_the_patch_buffer():
-  # 8 x 16 x 56 x 56 x 64 -> 3x3x3: one temporal tap's patches are 8 * 50176 * 576 * 4 B = 925 MB.
-  p = conv_gemm.plan((8, 16, 56, 56, 64), (3, 3, 3, 64, 64), (1, 1, 1), 4)
-  assert p.split == 1 and 8 % p.chunks == 0
-  assert 8 // p.chunks * 16 * 56 * 56 * 9 * 64 * 4 <= conv_gemm.PATCH_BUDGET_BYTES
+  # 8 x 16 x 56 x 56 x 64 -> 3x3x3: whole-kernel patches are 8 * 50176 * 1728 * 4 B = 2.8 GB.
+  for itemsize in (4, 2):
+    p = conv_gemm.plan((8, 16, 56, 56, 64), (3, 3, 3, 64, 64), (1, 1, 1), itemsize)
+    cols = {0: 27 * 64, 1: 9 * 64, 2: 3 * 64, 3: 64}[p.split]
+    assert 8 % p.chunks == 0 and p.chunks > 1
+    assert 8 // p.chunks * 16 * 56 * 56 * cols * itemsize <= conv_gemm.PATCH_BUDGET_BYTES
   assert conv_gemm.plan((2, 4, 8, 8, 3), (3, 3, 3, 3, 8), (1, 1, 1), 4) == conv_gemm.Plan(0, 1)
 
 

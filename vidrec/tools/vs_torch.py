@@ -7,13 +7,15 @@ cross-entropy. Times the train step and the eval forward: median of ``--steps`` 
 (vidrec: after compilation; ``$VIDREC_CONV3D`` per impl). bfloat16: vidrec ``model.dtype=bfloat16``
 (float32 params, BatchNorm statistics and loss); PyTorch ``torch.autocast("cpu", torch.bfloat16)``.
 Prints one JSON line per (framework, impl, dtype), with the load average before it. PyTorch is only
-needed here (the ``[torch]`` extra) and is imported lazily.
+needed here (the ``[torch]`` extra), in a separate process (``torch_r3d.py``).
 """
 from __future__ import annotations
 
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import jax
@@ -77,45 +79,22 @@ def time_vidrec(impl: str, dtype: str, video: np.ndarray, labels: np.ndarray, st
           "eval_forward_s": round(eval_s, 3), "compile_s": round(compile_s, 1), "load_before": load}
 
 
-def time_torch(dtype: str, video: np.ndarray, labels: np.ndarray, steps: int) -> dict:
-  import torch  # pylint: disable=g-import-not-at-top
-  import torchvision  # pylint: disable=g-import-not-at-top
-  torch.manual_seed(0)
-  model = torchvision.models.video.r3d_18(num_classes=_CLASSES.value)
-  opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9, weight_decay=5e-4)
-  x = torch.from_numpy(video).permute(0, 4, 1, 2, 3).contiguous()     # N C T H W
-  y = torch.from_numpy(labels).long()
-  autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
-
-  def train_once():
-    model.train()
-    opt.zero_grad(set_to_none=True)
-    with autocast():
-      loss = torch.nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-
-  def eval_once():
-    model.eval()
-    with torch.no_grad(), autocast():
-      model(x)
-
-  load = _load()
-  train_s = _median(train_once, steps)
-  eval_s = _median(eval_once, steps)
-  return {"framework": "torch", "impl": f"torch {torch.__version__} eager, {torch.get_num_threads()} threads",
-          "dtype": dtype, "train_step_s": round(train_s, 3), "eval_forward_s": round(eval_s, 3),
-          "load_before": load}
+def time_torch(dtype: str, steps: int) -> dict:
+  """torchvision's r3d_18 timed by ``torch_r3d.py`` in its own process (torch next to TensorFlow crashes)."""
+  script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_r3d.py")
+  args = [dtype] + [str(v) for v in (_BATCH.value, _FRAMES.value, _SIZE.value, _CLASSES.value, steps)]
+  out = subprocess.run([sys.executable, script, *args], check=True, capture_output=True, text=True).stdout
+  return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv):
   del argv
   rng = np.random.default_rng(0)
   video = rng.standard_normal((_BATCH.value, _FRAMES.value, _SIZE.value, _SIZE.value, 3)).astype(np.float32)
-  labels = rng.integers(0, _CLASSES.value, _BATCH.value).astype(np.int32)
+  labels = rng.integers(0, _CLASSES.value, _BATCH.value).astype(np.int32)   # torch_r3d.py draws the same
   for dtype in _DTYPES.value:
     if _TORCH.value:
-      print(json.dumps(time_torch(dtype, video, labels, _STEPS.value)), flush=True)
+      print(json.dumps(time_torch(dtype, _STEPS.value)), flush=True)
     for impl in _IMPLS.value:
       print(json.dumps(time_vidrec(impl, dtype, video, labels, _STEPS.value)), flush=True)
 
