@@ -42,15 +42,18 @@ FULL_IM2COL_MAX_COLUMNS = 2048
 
 
 def plan(x_shape: Sequence[int], kernel_shape: Sequence[int], strides: Sequence[int], itemsize: int) -> Plan:
-  """The formulation measured fastest for this shape (rule in docs/performance.md)."""
+  """The formulation for this shape (rule and the measurements behind it: docs/performance.md): the
+  whole-kernel GEMM when it has at most ``FULL_IM2COL_MAX_COLUMNS`` columns, else one GEMM per temporal
+  tap; more kernel axes looped over while one clip's patches exceed ``PATCH_BUDGET_BYTES``; then the
+  fewest batch chunks that keep the patch buffer within it."""
   nd = len(kernel_shape) - 2
-  taps, c = math.prod(kernel_shape[:nd]), kernel_shape[-2]
-  split = 0 if taps * c <= FULL_IM2COL_MAX_COLUMNS or nd == 1 else 1
-  group_cols = math.prod(kernel_shape[split:nd]) * c
   rows = math.prod(-(-d // s) for d, s in zip(x_shape[1:-1], strides))
+  cols = lambda split: math.prod(kernel_shape[split:nd]) * kernel_shape[-2]
+  first = 0 if cols(0) <= FULL_IM2COL_MAX_COLUMNS else min(1, nd)
+  split = next((k for k in range(first, nd + 1) if rows * cols(k) * itemsize <= PATCH_BUDGET_BYTES), nd)
   n = x_shape[0]
   chunks = next(k for k in range(1, n + 1)
-                if n % k == 0 and (k == n or n // k * rows * group_cols * itemsize <= PATCH_BUDGET_BYTES))
+                if n % k == 0 and (k == n or n // k * rows * cols(split) * itemsize <= PATCH_BUDGET_BYTES))
   return Plan(split, chunks)
 
 
