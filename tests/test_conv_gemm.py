@@ -86,3 +86,15 @@ def test_bad_shapes_are_a_clear_error():
   with pytest.raises(ValueError, match="must divide"):
     conv_gemm.conv_gemm(jnp.zeros((3, 4, 4, 4, 3)), jnp.zeros((3, 3, 3, 3, 4)), (1, 1, 1), ((1, 1),) * 3,
                         conv_gemm.Plan(1, 2))
+
+
+def test_conv_nd_switch(monkeypatch):
+  x = jax.random.normal(jax.random.key(0), (2, 4, 6, 5, 3))
+  k = jax.random.normal(jax.random.key(1), (3, 3, 3, 3, 4))
+  pad = layers.same_padding(k.shape[:3])
+  monkeypatch.setenv("VIDREC_CONV3D", "gemm")
+  np.testing.assert_allclose(layers.conv_nd(x, k, (1, 2, 2), pad), _native(x, k, (1, 2, 2), pad),
+                             rtol=1e-4, atol=1e-4)
+  monkeypatch.setenv("VIDREC_CONV3D", "im2col")
+  with pytest.raises(ValueError, match="VIDREC_CONV3D must be one of"):
+    layers.conv_nd(x, k, (1, 1, 1), pad)

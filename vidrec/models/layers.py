@@ -28,12 +28,12 @@ CONV_IMPLS = ("native", "temporal_sum", "gemm")
 
 
 def conv3d_impl() -> str:
-  """How convolutions run: ``$VIDREC_CONV3D`` (``native`` | ``temporal_sum`` | ``gemm``), else ``gemm``
-  on CPU and ``native`` elsewhere. ``native`` is XLA's convolution; ``temporal_sum`` runs a 3D one as a
-  sum of 2D ones (other ranks native); ``gemm`` runs every convolution as im2col GEMMs with a GEMM
-  backward (``conv_gemm``; XLA:CPU's convolution emitter reaches well under its GEMM speed,
-  docs/performance.md)."""
-  impl = os.environ.get("VIDREC_CONV3D") or ("gemm" if jax.default_backend() == "cpu" else "native")
+  """How convolutions run: ``$VIDREC_CONV3D`` (``native`` | ``temporal_sum`` | ``gemm``), else
+  ``temporal_sum`` on CPU and ``native`` elsewhere. ``native`` is XLA's convolution; ``temporal_sum`` runs
+  a 3D one as a sum of 2D ones (other ranks native); ``gemm`` runs every convolution as im2col GEMMs with
+  a GEMM backward (``conv_gemm``). ``gemm`` is opt-in until it measures faster than ``temporal_sum``
+  on an idle machine (docs/performance.md)."""
+  impl = os.environ.get("VIDREC_CONV3D") or ("temporal_sum" if jax.default_backend() == "cpu" else "native")
   if impl not in CONV_IMPLS:
     raise ValueError(f"VIDREC_CONV3D must be one of {CONV_IMPLS}, got {impl!r}")
   return impl
