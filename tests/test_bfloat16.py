@@ -1,6 +1,7 @@
 """``config.model.dtype=bfloat16`` for every registered model: one train step at the model's synthetic
-config (batch 2) computes its GEMMs/convolutions in bfloat16, gives a finite float32 loss (the trainer
-casts the outputs to float32 before the loss), and keeps params, BatchNorm statistics and optimizer state in float32."""
+config (batch 2) computes its GEMMs/convolutions in bfloat16, gives a finite float32 loss (the
+trainer casts the outputs to float32 before the loss), and keeps params, BatchNorm statistics and
+optimizer state in float32."""
 import glob
 import importlib.util
 import os
