@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import zlib
 
 import numpy as np
 import pytest
@@ -153,3 +154,17 @@ def test_builder_hard_tiny(tmp_path):
   # The default config keeps its classes.
   assert S.SyntheticActions(config="tiny", data_dir=str(tmp_path)).flip_label_map() == \
       list(S.FLIP_LABEL_MAP)
+
+
+def test_preview_renders_the_hard_config(tmp_path):
+  from vidrec.tools import preview
+  cfg = preview.builder_config("hard", resolution=24, min_frames=6, max_frames=8)
+  assert cfg.hard == D and S.class_names(cfg) == H.CLASS_NAMES
+  videos = preview.sample_videos(21, 2, cfg, 0)
+  rng = np.random.default_rng(np.random.SeedSequence([0, zlib.crc32(b"preview"), 21, 0]))
+  np.testing.assert_array_equal(videos[0], H.render_video(21, rng, 24, int(rng.integers(6, 9)), D))
+  preview.main(["--out", str(tmp_path), "--config", "hard_tiny", "--per_class", "1",
+                "--min_frames", "4", "--max_frames", "4", "--columns", "2"])
+  assert len(list(tmp_path.glob("class_*.png"))) == H.NUM_CLASSES
+  with pytest.raises(Exception, match="hard"):
+    preview.builder_config("harder")

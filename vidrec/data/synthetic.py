@@ -545,7 +545,7 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         description=__doc__.split("\n\n")[0],
-        features=features_lib.video_features(_classes(self.builder_config).CLASS_NAMES,
+        features=features_lib.video_features(class_names(self.builder_config),
                                              features_lib.flow_streams(
             self.builder_config.flow, self.builder_config.warped_flow)),
         supervised_keys=("video", "label"),
@@ -589,14 +589,25 @@ def _classes(cfg: SyntheticActionsConfig):
   return importlib.import_module(__name__ if cfg.hard is None else "vidrec.data.synthetic_hard")
 
 
+def class_names(cfg: SyntheticActionsConfig) -> tuple[str, ...]:
+  """The class names of builder config ``cfg``."""
+  return _classes(cfg).CLASS_NAMES
+
+
+def render_class(cfg: SyntheticActionsConfig, class_id: int, rng: np.random.Generator,
+                 num_frames: int) -> np.ndarray:
+  """One random video of ``class_id`` as builder config ``cfg`` renders it (its resolution and
+  scenes): uint8 [num_frames, res, res, 3]."""
+  if cfg.hard is None:
+    return render_video(class_id, rng, cfg.resolution, num_frames)
+  return _classes(cfg).render_video(class_id, rng, cfg.resolution, num_frames, cfg.hard)
+
+
 def generate_example(cfg: SyntheticActionsConfig, split: str, index: int) -> dict:
   """Example ``index`` of ``split`` as a ``make_example`` dict (balanced labels: index % classes)."""
   rng = example_rng(cfg.seed, split, index)
-  label = index % len(_classes(cfg).CLASS_NAMES)
+  label = index % len(class_names(cfg))
   num_frames = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
-  if cfg.hard is None:
-    video = render_video(label, rng, cfg.resolution, num_frames)
-  else:
-    video = _classes(cfg).render_video(label, rng, cfg.resolution, num_frames, cfg.hard)
+  video = render_class(cfg, label, rng, num_frames)
   flow = flow_lib.extract(video, cfg.flow, cfg.warped_flow) if cfg.flow else None
   return features_lib.make_example(video, label, f"{split}_{index:06d}", FPS, flow)

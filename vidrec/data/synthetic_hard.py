@@ -6,7 +6,7 @@ default scenes:
 * **camera motion**: a procedural texture (a sum of random plane waves) and every object live in
   world coordinates; a camera pans along a random direction, zooms in or out and shakes per
   frame, so every background pixel moves (what warped flow and attention have to remove);
-* **a small actor among distractors**: the actor (radius 6-10% of the frame, opaque, dark outline)
+* **a small actor among distractors**: the actor (radius 7-11% of the frame, opaque, dark outline)
   shares the frame with distractors of the same size and colours that perform the motions of
   random classes (each time-reversed and mirrored with probability 1/2), static clutter, and
   static opaque blocks drawn in front of everything (partial occlusion);
