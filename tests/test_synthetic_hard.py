@@ -163,8 +163,7 @@ def test_preview_renders_the_hard_config(tmp_path):
   videos = preview.sample_videos(21, 2, cfg, 0)
   rng = np.random.default_rng(np.random.SeedSequence([0, zlib.crc32(b"preview"), 21, 0]))
   np.testing.assert_array_equal(videos[0], H.render_video(21, rng, 24, int(rng.integers(6, 9)), D))
-  preview.main(["--out", str(tmp_path), "--config", "hard_tiny", "--per_class", "1",
-                "--min_frames", "4", "--max_frames", "4", "--columns", "2"])
-  assert len(list(tmp_path.glob("class_*.png"))) == H.NUM_CLASSES
+  preview.save_grid(videos, H.CLASS_NAMES[21], str(tmp_path / "g.png"), columns=3)
+  assert (tmp_path / "g.png").stat().st_size > 0
   with pytest.raises(Exception, match="hard"):
     preview.builder_config("harder")

@@ -24,6 +24,10 @@ Invariants (tested in ``tests/test_synthetic.py``):
 
 The renderer is pure numpy (no TF), vectorised over frames, and deterministic: example ``i``
 of split ``s`` is drawn from ``SeedSequence([config.seed, crc32(s), i])``.
+
+The builder configs ``hard`` / ``hard_tiny`` render the 24-class scenes of
+``vidrec.data.synthetic_hard`` (moving camera, small actor among distractors) from these
+primitives; their knobs are ``Difficulty``.
 """
 from __future__ import annotations
 
