@@ -23,6 +23,7 @@ time-reversible (``TIME_REVERSAL_PARTNERS``); every class-independent part of th
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
@@ -83,7 +84,10 @@ def _smoothstep(a: np.ndarray) -> np.ndarray:
   return a * a * (3 - 2 * a)
 
 
-def _turn(variant, rng, res, t, r):
+_Path = tuple[np.ndarray, np.ndarray]  # per-frame (cx, cy)
+
+
+def _turn(variant: str, rng: np.random.Generator, res: int, t: np.ndarray, r: float) -> _Path:
   """Left to right, then (at 55-75% of the video) up or down; identical until the turn."""
   m = res / 2 - 0.75 * r
   x0, x1 = rng.uniform(-m, -m + 0.2 * res), rng.uniform(0.05 * res, 0.3 * res)
@@ -94,10 +98,10 @@ def _turn(variant, rng, res, t, r):
   return cx, cy
 
 
-def _quick(axis: str):
+def _quick(axis: str) -> Callable[[str, np.random.Generator, int, np.ndarray, float], _Path]:
   """The end points of ``shift_h`` / ``shift_v``, covered in 15-30% of the video at a random time
   (still before and after); the window's distribution is symmetric under time reversal."""
-  def motion(variant, rng, res, t, r):
+  def motion(variant: str, rng: np.random.Generator, res: int, t: np.ndarray, r: float) -> _Path:
     del variant
     m = res / 2 - 0.75 * r
     a0, a1 = rng.uniform(-m, -m + 0.22 * res), rng.uniform(m - 0.22 * res, m)
@@ -109,7 +113,7 @@ def _quick(axis: str):
   return motion
 
 
-def _shake(variant, rng, res, t, r):
+def _shake(variant: str, rng: np.random.Generator, res: int, t: np.ndarray, r: float) -> _Path:
   """Horizontal oscillation around a random point; slow and fast share every draw but the
   period's range (``SHAKE_PERIODS``)."""
   m = res / 2 - 0.75 * r - 0.1 * res
