@@ -76,7 +76,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, base_rng: jax.Array,
                     config: ml_collections.ConfigDict | None = None, mesh: Any = None) -> Callable:
   """(state, batch) -> (state, metrics); one step of SGD on the sum of the named loss terms. With
-  ``config`` and ``mesh``: its gradient accumulation and BatchNorm mode (``vidrec.memory``)."""
+  ``config`` and ``mesh``: the batch's uint8 videos normalised on the device (``modalities.model_input``),
+  its gradient accumulation and BatchNorm mode (``vidrec.memory``); without: float model inputs."""
 
   def grad_fn(params, model_state: dict, batch: dict, rng: jax.Array):
     def objective(params):
@@ -91,6 +92,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
     grad_fn = memory.gradient_fn(grad_fn, config, mesh)
 
   def step(ts: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    if config is not None:
+      batch = {**batch, "video": modalities.model_input(batch["video"], config.input)}
     rng = jax.random.fold_in(base_rng, ts.step)
     (loss, (terms, logits, new_state)), grads = grad_fn(ts.params, ts.model_state, batch, rng)
     updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
