@@ -21,7 +21,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from vidrec import config as config_lib
-from vidrec import fs, init_from, losses, memory, metrics, optim, parallel, preemption, recovery, run_record
+from vidrec import (fs, init_from, losses, memory, metrics, optim, parallel, preemption, profiling, recovery,
+                    run_record)
 from vidrec.data import datasets, modalities, pipeline
 from vidrec.errors import UserError
 from vidrec.models import build_model
@@ -206,15 +207,21 @@ def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: 
   unreadable = recovery.UnreadableVideos(len(source), config.dataset.max_unreadable_fraction,
                                          lambda i: _video_id(source, i))
   guard = preemption.PreemptionGuard(mngr.reached_preemption).install()
+  trace = profiling.StepTrace(config.profile_steps, workdir)
   history: list[dict] = []
   pending: dict | None = None
-  t_log = time.time()
+  compiled = None
   try:
     for step in range(start, config.num_train_steps):
       batch = next(batches)
       unreadable.add(batch.pop("unreadable"))
       batch = parallel.to_global(batch, s.mesh)
-      ts, m = step_fn(ts, batch)
+      if compiled is None:
+        compiled = profiling.compile_step(step_fn, ts, batch)
+        t_log = time.time()               # the first logged clips/s counts steps, not compilation
+      trace.before(step + 1)
+      ts, m = compiled(ts, batch)
+      trace.after(step + 1, m)
       _check_finite(pending)            # the previous step: checked while this one runs
       pending = {"step": step + 1, "loss": m["loss"], "grad_norm": m["grad_norm"], "finite": m.pop("finite")}
       history.append(m)
@@ -234,6 +241,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: 
       if stop:
         raise preemption.Preempted(done, guard.signal_name)
   finally:
+    trace.stop()
     guard.uninstall()
     mngr.wait_until_finished()
     mngr.close()
