@@ -28,8 +28,8 @@ def sgn_model(c: ml_collections.ConfigDict, sgm: str, sgm_blocks: str) -> None:
       "cross_layer_mode": "learned",   # learned | direct (the paper's down-sampled baseline)
       "cross_layer_resample": "strided",
       "softmax_axis": "channel",       # channel (Caffe's default axis) | spacetime
-      "gate": "softmax",               # softmax | sigmoid (the authors' ODAR version)
-      "alpha_rescale": False})
+      "gate": "mean_one_softmax",      # mean_one_softmax (K * softmax) | softmax (Eq. 9-13 as printed) | sigmoid
+      "sgm_init": "zero"})             # zero (alpha == 1 at init: each SGB starts as its block) | lecun
 
 
 def frame_model(c: ml_collections.ConfigDict, depth: int = 18) -> None:

@@ -48,7 +48,7 @@ none), ``cross_layer_mode`` ("learned" | "direct"), ``cross_layer_resample`` ("s
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -62,12 +62,36 @@ from vidrec.models import MODELS
 from vidrec.models import resnet2d as _resnet2d  # noqa: F401  registers "resnet2d_frame" (SGN + Frame)
 from vidrec.models.layers import Dtype, ResBlock3D
 from vidrec.models.resnet3d import BLOCKS, ResNet3D, block_names, block_strides, resnet3d_kwargs
+from vidrec.registry import Registry
 
 SGM_KINDS = ("S", "M", "G")
-SOFTMAX_AXES = ("channel", "spacetime")
-GATES = ("softmax", "sigmoid")
+SOFTMAX_AXES = {"channel": (-1,), "spacetime": (1, 2, 3)}
+SGM_INITS = ("zero", "lecun")
 CROSS_LAYER_MODES = ("learned", "direct")
 CROSS_LAYER_RESAMPLES = ("strided", "avgpool")
+
+# The SGM's last nonlinearity: ``gate(z, axes) -> alpha`` on pre-activations z [N, T, H, W, C] (float32);
+# ``axes`` are the softmax axes (``SOFTMAX_AXES[softmax_axis]``).
+GATES: Registry[Callable[[jnp.ndarray, tuple[int, ...]], jnp.ndarray]] = Registry("model.gate")
+
+
+@GATES.register("mean_one_softmax")
+def _mean_one_softmax(z: jnp.ndarray, axes: tuple[int, ...]) -> jnp.ndarray:
+  """K * softmax over ``axes`` (K entries): the softmax of Eq. 9-13 with mean 1 instead of 1/K."""
+  return float(np.prod([z.shape[a] for a in axes])) * jax.nn.softmax(z, axis=axes)
+
+
+@GATES.register("softmax")
+def _softmax(z: jnp.ndarray, axes: tuple[int, ...]) -> jnp.ndarray:
+  """Eq. 9-13 literally: sums to 1 over ``axes`` (mean 1/K)."""
+  return jax.nn.softmax(z, axis=axes)
+
+
+@GATES.register("sigmoid")
+def _sigmoid(z: jnp.ndarray, axes: tuple[int, ...]) -> jnp.ndarray:
+  """Element-wise sigmoid (not in the paper; Sec. IV-J contrasts SENet's sigmoid with SGN's softmax)."""
+  del axes
+  return jax.nn.sigmoid(z)
 
 
 def _check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
@@ -75,45 +99,43 @@ def _check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
     raise UserError(f"config.model.{key}={value!r}: use one of {list(choices)}")
 
 
-def apply_gate(z: jnp.ndarray, gate: str = "softmax", softmax_axis: str = "channel") -> jnp.ndarray:
-  """The SGM's last nonlinearity on pre-activations ``z`` [N, T, H, W, C], computed in float32.
-
-  softmax over channels (``"channel"``) or over (T, H, W) per channel (``"spacetime"``), or sigmoid.
-  """
-  _check_choice("gate", gate, GATES)
+def apply_gate(z: jnp.ndarray, gate: str = "mean_one_softmax", softmax_axis: str = "channel") -> jnp.ndarray:
+  """alpha from the SGM pre-activations ``z`` [N, T, H, W, C], computed in float32 (``GATES``)."""
   _check_choice("softmax_axis", softmax_axis, SOFTMAX_AXES)
-  z = z.astype(jnp.float32)
-  if gate == "sigmoid":
-    return jax.nn.sigmoid(z)
-  return jax.nn.softmax(z, axis=-1 if softmax_axis == "channel" else (1, 2, 3))
+  return GATES.get(gate)(z.astype(jnp.float32), SOFTMAX_AXES[softmax_axis])
 
 
 class SGM(nn.Module):
   """Semantic Guided Module (Eq. 9-13): ``F`` [N, T, H, W, C_in] -> pre-gate ``z`` [N, T', H', W', features].
 
   Returns the pre-activation of the final gate (``apply_gate`` turns it into alpha), so the gate choice
-  stays in one place. The convolutions reading ``F`` use ``strides`` and padding 1.
+  stays in one place. The convolutions reading ``F`` use ``strides`` and padding 1. ``init="zero"``
+  zero-initialises the convolutions that produce ``z`` (S: W_s; M: W_m; G: W_L and W_R), so ``z == 0``
+  and alpha is uniform at initialisation; ``"lecun"`` gives them flax's default LeCun-normal init.
   """
   kind: str
   features: int
   strides: Sequence[int] = (1, 1, 1)
+  init: str = "zero"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, f: jnp.ndarray) -> jnp.ndarray:
     _check_choice("sgm", self.kind, SGM_KINDS)
+    _check_choice("sgm_init", self.init, SGM_INITS)
     conv = functools.partial(nn.Conv, self.features, (3, 3, 3), padding=((1, 1),) * 3, use_bias=True,
                              dtype=self.dtype, param_dtype=self.param_dtype)
+    last = functools.partial(conv, kernel_init=nn.initializers.zeros) if self.init == "zero" else conv
     strides = tuple(self.strides)
     if self.kind == "S":  # Eq. 9
-      return conv(strides=strides, name="conv_s")(f)
+      return last(strides=strides, name="conv_s")(f)
     if self.kind == "M":  # Eq. 10
       h = jnp.tanh(conv(strides=strides, name="conv_s")(f))
-      return conv(name="conv_m")(h)
+      return last(name="conv_m")(h)
     # SGM-G, Eq. 11-13.
-    left = jnp.tanh(conv(strides=strides, name="conv_l")(f))
-    right = jnp.tanh(conv(strides=strides, name="conv_r")(f))
+    left = jnp.tanh(last(strides=strides, name="conv_l")(f))
+    right = jnp.tanh(last(strides=strides, name="conv_r")(f))
     p = jax.nn.sigmoid(conv(strides=strides, name="conv_g")(f))
     return p * left + (1.0 - p) * right
 
@@ -176,8 +198,8 @@ class SGN(ResNet3D):
   cross_layer_mode: str = "learned"
   cross_layer_resample: str = "strided"
   softmax_axis: str = "channel"
-  gate: str = "softmax"
-  alpha_rescale: bool = False
+  gate: str = "mean_one_softmax"
+  sgm_init: str = "zero"
 
   def gated_blocks(self) -> tuple[str, ...]:
     """All SGB block names, in network order (validates the configuration)."""
@@ -186,7 +208,8 @@ class SGN(ResNet3D):
     _check_choice("cross_layer_mode", self.cross_layer_mode, CROSS_LAYER_MODES)
     _check_choice("cross_layer_resample", self.cross_layer_resample, CROSS_LAYER_RESAMPLES)
     _check_choice("softmax_axis", self.softmax_axis, SOFTMAX_AXES)
-    _check_choice("gate", self.gate, GATES)
+    _check_choice("sgm_init", self.sgm_init, SGM_INITS)
+    GATES.get(self.gate)
     blocks = set(expand_blocks(self.sgm_blocks, names))
     for dest, source in self.cross_layer:
       if dest not in names:
@@ -215,14 +238,12 @@ class SGN(ResNet3D):
       if source is not None and self.cross_layer_resample == "avgpool" and strides != (1, 1, 1):
         f = nn.avg_pool(f, strides, strides, padding="SAME", count_include_pad=False)
         strides = (1, 1, 1)
-      z = SGM(self.sgm, y.shape[-1], strides, dtype=self.dtype, param_dtype=self.param_dtype,
+      z = SGM(self.sgm, y.shape[-1], strides, self.sgm_init, dtype=self.dtype, param_dtype=self.param_dtype,
               name=f"sgm{name}")(f)
     if z.shape != y.shape:
       raise ValueError(f"SGM alpha for block {name} has shape {z.shape}, block output {y.shape}")
     alpha = apply_gate(z, self.gate, self.softmax_axis)
     features[f"alpha/{name}"] = alpha
-    if self.alpha_rescale and self.gate == "softmax":  # mean 1 over the softmax axis instead of 1/K
-      alpha = alpha * float(y.shape[-1] if self.softmax_axis == "channel" else np.prod(y.shape[1:4]))
     return y * alpha.astype(y.dtype)
 
   def extra_outputs(self, features: dict[str, jnp.ndarray]) -> dict[str, jnp.ndarray]:
@@ -238,8 +259,8 @@ def sgn_kwargs(cfg: ml_collections.ConfigDict) -> dict:
               cross_layer=parse_cross_layer(cfg.get("cross_layer", None)),
               cross_layer_mode=cfg.get("cross_layer_mode", "learned"),
               cross_layer_resample=cfg.get("cross_layer_resample", "strided"),
-              softmax_axis=cfg.get("softmax_axis", "channel"), gate=cfg.get("gate", "softmax"),
-              alpha_rescale=bool(cfg.get("alpha_rescale", False)))
+              softmax_axis=cfg.get("softmax_axis", "channel"), gate=cfg.get("gate", "mean_one_softmax"),
+              sgm_init=cfg.get("sgm_init", "zero"))
 
 
 @MODELS.register("sgn")
