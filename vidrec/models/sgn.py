@@ -61,7 +61,7 @@ from vidrec.errors import UserError
 from vidrec.models import MODELS
 from vidrec.models import resnet2d as _resnet2d  # noqa: F401  registers "resnet2d_frame" (SGN + Frame)
 from vidrec.models.layers import Dtype, ResBlock3D
-from vidrec.models.resnet3d import BLOCKS, ResNet3D, block_names, block_strides, resnet3d_kwargs
+from vidrec.models.resnet3d import BLOCKS, RCB_SHORTCUTS, ResNet3D, block_names, block_strides, resnet3d_kwargs
 from vidrec.registry import Registry
 
 SGM_KINDS = ("S", "M", "G")
@@ -266,6 +266,7 @@ def sgn_kwargs(cfg: ml_collections.ConfigDict) -> dict:
 @MODELS.register("sgn")
 def build(cfg: ml_collections.ConfigDict, num_classes: int) -> SGN:
   BLOCKS.get(cfg.get("block", "r3d"))
+  RCB_SHORTCUTS.get(cfg.get("rcb", "torchvision"))
   model = SGN(num_classes=num_classes, **resnet3d_kwargs(cfg), **sgn_kwargs(cfg))
   model.gated_blocks()  # fail at build time on a bad configuration
   return model
