@@ -109,24 +109,24 @@ class SGM(nn.Module):
   """Semantic Guided Module (Eq. 9-13): ``F`` [N, T, H, W, C_in] -> pre-gate ``z`` [N, T', H', W', features].
 
   Returns the pre-activation of the final gate (``apply_gate`` turns it into alpha), so the gate choice
-  stays in one place. The convolutions reading ``F`` use ``strides`` and padding 1. ``init="zero"``
+  stays in one place. The convolutions reading ``F`` use ``strides`` and padding 1. ``gate_init="zero"``
   zero-initialises the convolutions that produce ``z`` (S: W_s; M: W_m; G: W_L and W_R), so ``z == 0``
   and alpha is uniform at initialisation; ``"lecun"`` gives them flax's default LeCun-normal init.
   """
   kind: str
   features: int
   strides: Sequence[int] = (1, 1, 1)
-  init: str = "zero"
+  gate_init: str = "zero"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, f: jnp.ndarray) -> jnp.ndarray:
     _check_choice("sgm", self.kind, SGM_KINDS)
-    _check_choice("sgm_init", self.init, SGM_INITS)
+    _check_choice("sgm_init", self.gate_init, SGM_INITS)
     conv = functools.partial(nn.Conv, self.features, (3, 3, 3), padding=((1, 1),) * 3, use_bias=True,
                              dtype=self.dtype, param_dtype=self.param_dtype)
-    last = functools.partial(conv, kernel_init=nn.initializers.zeros) if self.init == "zero" else conv
+    last = functools.partial(conv, kernel_init=nn.initializers.zeros) if self.gate_init == "zero" else conv
     strides = tuple(self.strides)
     if self.kind == "S":  # Eq. 9
       return last(strides=strides, name="conv_s")(f)
