@@ -408,3 +408,35 @@ def test_sgn_sits_on_every_block_kind(block):
   chex.assert_shape(out["alpha/3a"], (N, t3, S // 4, S // 4, 8))
   chex.assert_shape(out["alpha/5b"], (N, t5, 1, 1, 32))
   assert sgn_lib._total_strides("2b", "5b", block_names(4, 2), block) == ((1, 8, 8) if block == "mc3" else (8, 8, 8))
+
+
+# ----------------------------------------------------------------------------- block-scale tool
+def test_block_scales_match_direct_gradients():
+  """vidrec.tools.block_scales: |dL/dW| of fc equals jax.grad's; at the last (gated) block, whose output
+  y only feeds the mean pool and fc, dL/dy = alpha * (dL/d embedding) / (T'H'W') exactly; the literal
+  softmax gate has mean 1/C."""
+  from vidrec import losses
+  from vidrec.tools import block_scales as bs
+  video = jax.random.normal(jax.random.key(0), (2, T, S, S, 3))
+  labels = jnp.array([0, 2])
+  loss_cfg = ml_collections.ConfigDict({"label_smoothing": 0.0})
+  model = build_model(sgn_config(sgm="M", sgm_blocks=["3b"], gate="softmax", sgm_init="lecun"), 3)
+  variables = model.init(jax.random.key(1), video)
+  stats = bs.block_scales(model, variables, video, labels, losses.classification, loss_cfg)
+  assert list(stats)[1:] == ["rcb2a", "rib2b", "rcb3a", "rib3b", "fc"]
+  np.testing.assert_allclose(stats["rib3b"]["mean(a)"], 1 / 8, rtol=1e-5)
+
+  def loss_of(params):
+    out, _ = model.apply({**variables, "params": params}, video, train=True, labels=labels,
+                         mutable=["batch_stats"])
+    return losses.total_loss(losses.classification(out, labels, loss_cfg, params))
+
+  g = jax.grad(loss_of)(variables["params"])
+  np.testing.assert_allclose(stats["fc"]["|dL/dW|"], float(jnp.sqrt(sum(jnp.sum(x ** 2) for x in
+                                                                        jax.tree.leaves(g["fc"])))), rtol=1e-4)
+  out, _ = model.apply(variables, video, train=True, mutable=["batch_stats"])
+  probs = jax.nn.softmax(out["logits"]) - jax.nn.one_hot(labels, 3)
+  d_emb = probs @ variables["params"]["fc"]["kernel"].T / 2            # mean over the batch of 2
+  alpha = out["alpha/3b"]
+  d_y = alpha * d_emb[:, None, None, None, :] / math.prod(alpha.shape[1:4])
+  np.testing.assert_allclose(stats["rib3b"]["rms(dL/dy)"], float(jnp.sqrt(jnp.mean(d_y ** 2))), rtol=1e-4)

@@ -65,9 +65,10 @@ def block_scales(model: nn.Module, variables: dict, video: jnp.ndarray, labels: 
     return loss, (outputs, outputs_y)
 
   blocks = sorted((k for k in params if k.startswith(("rcb", "rib"))), key=lambda k: k[3:])  # network order
-  _, (_, ys) = run(params, {})
-  eps = {name: jnp.zeros_like(ys[name]) for name in blocks}
-  (loss, (outputs, ys)), (g_params, g_eps) = jax.value_and_grad(run, argnums=(0, 1), has_aux=True)(params, eps)
+  shapes = jax.eval_shape(run, params, {})[1][1]
+  eps = {name: jnp.zeros(shapes[name].shape, shapes[name].dtype) for name in blocks}
+  (loss, (outputs, ys)), (g_params, g_eps) = jax.jit(jax.value_and_grad(run, argnums=(0, 1), has_aux=True))(
+      params, eps)
   stats: dict[str, dict[str, float]] = {"loss": {"value": float(loss)}}
   for name in blocks:
     row = {"rms(y)": _rms(ys[name]), "rms(dL/dy)": _rms(g_eps[name]),
