@@ -15,9 +15,17 @@ hidden width of SGM-M (and L, R, P of SGM-G) is the block's output width.
 
 Readings the paper leaves open (see docs/models/sgn.md):
 
-- softmax axis: ``softmax_axis="channel"`` (default; Caffe's Softmax default axis, the authors' model was
-  Caffe) normalises over channels at each (t, h, w); ``"spacetime"`` over all (t, h, w) per channel.
-- ``gate="sigmoid"`` replaces the final softmax by an element-wise sigmoid (the authors' ODAR challenge model).
+- softmax axis: ``softmax_axis="channel"`` (default; what Caffe's Softmax layer does by default, and the
+  ResNet3D the paper builds on is Caffe's, footnote 1) normalises over channels at each (t, h, w);
+  ``"spacetime"`` over all (t, h, w) per channel.
+- gate scale (``GATES``): ``gate="mean_one_softmax"`` (default) is K times the softmax over its K entries
+  (mean 1 instead of Eq. 9-13's 1/K, which scales a gated block's output, identity shortcut included,
+  by ~1/K: at RIB5b, where no BatchNorm follows, that shrinks every gradient by ~alpha^2 and the block
+  does not train); ``"softmax"`` is the equations as printed; ``"sigmoid"`` an element-wise sigmoid (not
+  in the paper). ``sgm_init="zero"`` (default) zero-initialises the convolutions that produce the
+  gate's pre-activation, so alpha == 1 and every SGB starts as its RCB/RIB (the paper fine-tunes a
+  Sports-1M ResNet3D, Sec. IV-B); ``"lecun"`` initialises them like the rest. Sentences and
+  measurements: docs/models/sgn.md, reading 4.
 - ResNet3D's block returns ReLU(H + H'); since alpha > 0 (softmax and sigmoid are positive),
   ReLU(y) . alpha = ReLU(y . alpha), so gating the block's output is exactly Eq. 17 followed by the
   block's usual post-addition ReLU.
@@ -31,17 +39,18 @@ Readings the paper leaves open (see docs/models/sgn.md):
   subsampled by the stride (``x[:, ::s_t, ::s_h, ::s_w]``), its channels are repeated to the destination
   width (nearest neighbour along channels: destination channel c reads source channel c * C_src // C_dst),
   and the result goes through the same gate (softmax over ``softmax_axis`` or sigmoid).
-- ``alpha_rescale`` (default False): multiplies a softmax alpha by the number of entries it is normalised
-  over (mean 1 instead of 1/K) before gating; not in the paper, an option for training stability. The
-  returned alpha maps are always the unscaled ones.
+- ``rcb`` (a ResNet3D key): ``"eq15"`` gives every RCB a 3x3x3 convolutional shortcut H' (Eq. 15);
+  the default ``"torchvision"`` keeps r3d_18's layout (identity at RCB2a) for weight compatibility.
 
-Outputs: ``{"logits", "embedding", "alpha/<block>": f32[N, T', H', W', C'] for each gated block}``.
+Outputs: ``{"logits", "embedding", "alpha/<block>": f32[N, T', H', W', C'] for each gated block}`` (the
+gate as applied).
 
 Config (``config.model``, name ``"sgn"``; all ResNet3D keys too): ``sgm`` ("S" | "M" | "G", default
 "M"), ``sgm_blocks`` (block names such as "2a".."5b" or "all_rcb" / "all_rib" / "all"; a list or a
 comma-separated string; default ["3b"]), ``cross_layer`` (dict dest -> source, or "3b:2b,4b:3b"; default
 none), ``cross_layer_mode`` ("learned" | "direct"), ``cross_layer_resample`` ("strided" | "avgpool"),
-``softmax_axis`` ("channel" | "spacetime"), ``gate`` ("softmax" | "sigmoid"), ``alpha_rescale`` (bool).
+``softmax_axis`` ("channel" | "spacetime"), ``gate`` ("mean_one_softmax" | "softmax" | "sigmoid"),
+``sgm_init`` ("zero" | "lecun").
 
 "SGN + Frame" (Tables V-VII) is a late fusion of evaluated models: ``vidrec.tools.fuse``.
 """
