@@ -149,9 +149,13 @@ def _non_overlapping(clip_len: int, stride: int = 1, num_test_clips: int = 10, s
   Test as ``dense``."""
   del unused
   clips = lambda n: non_overlapping_clips(n, clip_len, stride, short_video)
-  return TemporalSampler(lambda n, rng: clips(n)[rng.integers(len(clips(n)))],
-                         _dense_test(clip_len, stride, num_test_clips, short_video), num_frames=clip_len,
-                         train_clips=clips)
+
+  def train(n: int, rng: np.random.Generator) -> np.ndarray:
+    options = clips(n)
+    return options[rng.integers(len(options))]
+
+  return TemporalSampler(train, _dense_test(clip_len, stride, num_test_clips, short_video),
+                         num_frames=clip_len, train_clips=clips)
 
 
 @TEMPORAL_SAMPLERS.register("sliding")
