@@ -6,9 +6,10 @@ arrays; the jitted steps normalise them (``modalities.model_input``).
 Training order is a pure function of (seed, position): global position ``p`` of the example stream is
 video ``perm_e[p mod n]`` of epoch ``e = p // n`` (a fresh permutation per epoch), and its sampling and
 augmentation are seeded by ``(seed, p)``. With a sampler of fixed training clips (``non_overlapping``)
-the epoch's items are the (video, clip) pairs of ``clip_items`` instead of the videos. Step ``s`` of process ``k`` reads positions
-``s*B + k*b ... s*B + (k+1)*b - 1`` (global batch B, local batch b), so a run resumed at step ``s``
-sees exactly the batches the uninterrupted run would have: the iterator's state is the step number.
+the epoch's items are the (video, clip) pairs of ``clip_items`` instead of the videos. Step ``s`` of
+process ``k`` reads positions ``s*B + k*b ... s*B + (k+1)*b - 1`` (global batch B, local batch b), so
+a run resumed at step ``s`` sees exactly the batches the uninterrupted run would have: the iterator's
+state is the step number.
 
 Test order: each process takes every P-th video, expands it into all its views (temporal clips x
 spatial crops) and yields them in order with ``video_index``/``view_index``; the last batch is padded
