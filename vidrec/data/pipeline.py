@@ -5,9 +5,11 @@ arrays; the jitted steps normalise them (``modalities.model_input``).
 
 Training order is a pure function of (seed, position): global position ``p`` of the example stream is
 video ``perm_e[p mod n]`` of epoch ``e = p // n`` (a fresh permutation per epoch), and its sampling and
-augmentation are seeded by ``(seed, p)``. Step ``s`` of process ``k`` reads positions
-``s*B + k*b ... s*B + (k+1)*b - 1`` (global batch B, local batch b), so a run resumed at step ``s``
-sees exactly the batches the uninterrupted run would have: the iterator's state is the step number.
+augmentation are seeded by ``(seed, p)``. With a sampler of fixed training clips (``non_overlapping``)
+the epoch's items are the (video, clip) pairs of ``clip_items`` instead of the videos. Step ``s`` of
+process ``k`` reads positions ``s*B + k*b ... s*B + (k+1)*b - 1`` (global batch B, local batch b), so
+a run resumed at step ``s`` sees exactly the batches the uninterrupted run would have: the iterator's
+state is the step number.
 
 Test order: each process takes every P-th video, expands it into all its views (temporal clips x
 spatial crops) and yields them in order with ``video_index``/``view_index``; the last batch is padded
@@ -15,6 +17,7 @@ and ``mask`` marks the real views.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable, Iterator
 
@@ -89,10 +92,31 @@ def check_flip(cfg: ml_collections.ConfigDict, source: VideoSource) -> None:
 
 def sample_train_indices(num_frames: tf.Tensor, position: tf.Tensor,
                          sampler: samplers.TemporalSampler, seed: int) -> tf.Tensor:
-  """The training sampler's frame indices for the example at ``position`` (seeded by (seed, position))."""
-  return tf.numpy_function(
-      lambda n, p: sampler.train(int(n), np.random.default_rng([seed, int(p)])),
-      [num_frames, position], tf.int32, stateful=False)
+  """The training sampler's frame indices for the example at ``position``: its fixed clip
+  (``sampler.at_position``) or a draw seeded by (seed, position)."""
+  def indices(n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    if sampler.at_position is not None:
+      return sampler.at_position(int(n), int(p))
+    return sampler.train(int(n), np.random.default_rng([seed, int(p)]))
+  return tf.numpy_function(indices, [num_frames, position], tf.int32, stateful=False)
+
+
+def clip_items(source: VideoSource, sampler: samplers.TemporalSampler,
+               cfg: ml_collections.ConfigDict) -> np.ndarray:
+  """The (video, clip) pairs of a sampler with fixed training clips: int64[M, 2], videos in order.
+
+  Reads every record of the split once (frame counts; no frame is decoded). A record that cannot be
+  parsed counts as one clip (reading it in training then takes the usual unreadable-video path)."""
+  modality = modalities.get(cfg, source.features)
+  ds = tf.data.Dataset.range(len(source)).map(
+      lambda i: (i, modality.length(source.parse(tf.numpy_function(source.read, [i], tf.string,
+                                                                   stateful=False)))),
+      num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
+  counts = np.ones(len(source), np.int64)
+  for i, n in ds.as_numpy_iterator():
+    counts[i] = len(sampler.train_clips(int(n)))
+  return np.stack([np.repeat(np.arange(len(source)), counts),
+                   np.concatenate([np.arange(c) for c in counts])], axis=1)
 
 
 def augment_train(frames: tf.Tensor, label: tf.Tensor, position: tf.Tensor, source: VideoSource,
@@ -164,22 +188,38 @@ def train_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global
   check_flip(cfg, source)
   modalities.get(cfg, source.features)
   local = global_batch // process_count
-  n = len(source)
   sampler = make_sampler(cfg)
+  items = None if sampler.train_clips is None else clip_items(source, sampler, cfg)
+  n = len(source) if items is None else len(items)
 
   @functools.lru_cache(maxsize=2)
   def permutation(epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, 7]).permutation(n)
 
+  def item(position: int, shift: int = 0) -> int:
+    epoch, i = divmod(position, n)
+    return int(permutation(epoch)[(i + shift) % n])
+
+  def video(k: int) -> int:
+    return k if items is None else int(items[k, 0])
+
+  if items is not None:
+    clips_of = sampler.train_clips
+
+    def at_position(frames: int, position: int) -> np.ndarray:
+      """The clip of the position's own item (modulo the clip count of a replacement video)."""
+      clips = clips_of(frames)
+      return clips[items[item(position), 1] % len(clips)]
+
+    sampler = dataclasses.replace(sampler, at_position=at_position)
+
   def read(counter: np.ndarray, shift: np.ndarray) -> tuple[bytes, np.int64, np.int32]:
-    """The record ``shift`` places after this position's video in the epoch's order, the position,
+    """The record ``shift`` items after this position's item in the epoch's order, the position,
     and the position's own video index when ``shift`` > 0 (it was unreadable), else -1."""
     step, j = divmod(int(counter), local)
     position = step * global_batch + process_index * local + j
-    epoch, i = divmod(position, n)
-    order = permutation(epoch)
-    bad = order[i] if shift else -1
-    return source.read(order[(i + int(shift)) % n]), np.int64(position), np.int32(bad)
+    bad = video(item(position)) if shift else -1
+    return source.read(video(item(position, int(shift)))), np.int64(position), np.int32(bad)
 
   def example(counter: tf.Tensor, shift: tf.Tensor) -> dict[str, tf.Tensor]:
     raw, pos, bad = tf.numpy_function(read, [counter, shift], (tf.string, tf.int64, tf.int32),
