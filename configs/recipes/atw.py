@@ -4,6 +4,19 @@ Sec. 3.3 gives: 224x224 crops, SGD momentum 0.9, mini-batch 128 videos, lr 0.001
 (x0.1 every 2,000 iterations) and 0.005 for both temporal streams (x0.1 at 12k and 18k), 1 RGB frame or
 5 stacked (warped) flow fields per snippet, 80 snippets at test, fusion 1 : 1 : 0.5. Where it is
 silent the TSN values are used (docs/models/atw.md lists each with its source).
+
+Prepare once (frames at short side 256 + TV-L1 and warped flow; needs ``pip install -e ".[flow]"``), train
+the three streams, then fuse the pre-softmax video scores 1 : 1 : 0.5 (D = ucf101 | hmdb51):
+  python -m vidrec.data.prepare D --manual_dir M --config split1 --short_side 256 --flow tvl1 --warped_flow
+  python train.py --config configs/atw_D.py:rgb --workdir W_rgb
+  python train.py --config configs/atw_D.py:flow --workdir W_flow
+  python train.py --config configs/atw_D.py:warped_flow --workdir W_wflow
+  python -m vidrec.tools.fuse --member W_rgb/eval/test_scores.npz:logits:1 --member W_flow/eval/test_scores.npz:logits:1 \\
+      --member W_wflow/eval/test_scores.npz:logits:0.5 --out W_fused
+
+Variants (combine with commas): ``rgb`` (default) | ``flow`` | ``warped_flow``, ``split1`` (default) |
+``split2`` | ``split3``, ``synthetic``, ``positional`` (the positional reading of the attention layer).
+Consensus (Table 1): --config.model.consensus=avg|max|attention|positional.
 """
 from __future__ import annotations
 
