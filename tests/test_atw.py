@@ -145,6 +145,18 @@ def test_partial_bn_freezes_statistics_and_scale_offset_of_all_but_the_first_bat
                                                       jax.tree.leaves(stats["batch_stats"])))
 
 
+def test_remat_changes_nothing_but_memory():
+  video = jax.random.normal(jax.random.key(1), (2, 2, 16, 16, 3))
+  grads = {}
+  for remat in (False, True):
+    model = build_model(_tiny_cfg(remat=remat, dropout=0.0), 4)
+    variables = model.init(jax.random.key(0), video)
+    loss = lambda p, m=model, v=variables: m.apply({**v, "params": p}, video, train=True,
+                                                   mutable=["batch_stats"])[0]["logits"].sum()
+    grads[remat] = jax.jit(jax.grad(loss))(variables["params"])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), grads[False], grads[True])
+
+
 def test_cross_modality_kernel_is_mean_over_rgb_replicated():
   rgb = np.random.default_rng(0).normal(size=(7, 7, 3, 64)).astype(np.float32)
   flow = atw.cross_modality_kernel(rgb, 10)
