@@ -1,7 +1,7 @@
 """ATW: attention-based temporal weighted CNN over TSN segments (paper 002, Sec. 3; docs/models/atw.md).
 
 One stream (RGB, optical flow or warped flow; "each stream ... is trained independently"): a 2D
-ResNet-18/50 in torchvision layout (the blocks of ``vidrec.models.resnet2d``, parameters named like
+ResNet-18/50 in torchvision layout (``vidrec.models.resnet2d.resnet2d_trunk``, parameters named like
 ``ResNet2DFrame``: conv1, layer<s>_<i>, fc) shared over the T snippets of a video, giving per-snippet
 class scores a_i (Eq. 1), and a segmental consensus from ``vidrec.models.consensus.CONSENSUS`` (default
 ``attention``: Eq. 2-4) giving the video score A_att. The consensus sits before the softmax (Sec. 4).
