@@ -15,17 +15,15 @@ def test_top_bottom_orders_and_never_overlaps():
 
 
 def test_snippet_images_rgb_and_flow():
-  mean, std = (100.0, 110.0, 120.0), (50.0, 60.0, 70.0)
-  raw = np.random.default_rng(0).uniform(0, 255, size=(2, 4, 4, 3)).astype(np.float32)
-  rgb = vis.snippet_images((raw - mean) / np.asarray(std), "rgb", mean, std)
-  np.testing.assert_allclose(rgb, raw / 255, atol=1e-5)
-  flow = np.zeros((2, 4, 4, 10), np.float32)                   # L = 5 fields, x/y interleaved
-  flow[1, 0, 0, :2] = (3.0, 4.0)                              # |(3, 4)| = 5: the brightest pixel
-  flow[0, 1, 1, :2] = (0.0, -2.5)                             # half of it
-  flow[0, 2, 2, 2:] = 9.0                                     # later fields are not shown
-  img = vis.snippet_images(flow, "flow", mean, std)
+  raw = np.random.default_rng(0).integers(0, 256, size=(2, 4, 4, 3)).astype(np.uint8)
+  np.testing.assert_allclose(vis.snippet_images(raw, "rgb"), raw / 255.0, atol=1e-6)
+  flow = np.full((2, 4, 4, 10), 128, np.uint8)                # L = 5 fields, x/y interleaved, 128 = still
+  flow[1, 0, 0, :2] = (131, 132)                              # |(3, 4)| = 5: the brightest pixel
+  flow[0, 1, 1, :2] = (128, 125)                              # |(0, -2.5)| rounds to (0, -3): 3 / 5
+  flow[0, 2, 2, 2:] = 200                                     # later fields are not shown
+  img = vis.snippet_images(flow, "flow")
   assert img.shape == (2, 4, 4, 3)
-  assert img[1, 0, 0, 0] == 1.0 and img[0, 1, 1, 1] == 0.5 and img[0, 2, 2, 2] == 0.0
+  assert img[1, 0, 0, 0] == 1.0 and abs(img[0, 1, 1, 1] - 0.6) < 1e-6 and img[0, 2, 2, 2] == 0.0
 
 
 def test_render_attention_writes_a_figure(tmp_path):

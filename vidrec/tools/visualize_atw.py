@@ -29,14 +29,14 @@ def top_bottom(weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
   return top, np.asarray(rest[:k])
 
 
-def snippet_images(video: np.ndarray, modality: str, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-  """A normalised view [T, H, W, C] -> displayable [T, H, W, 3] in [0, 1]: RGB un-normalised (0-255
-  scale), flow (x, y interleaved, (v - 128) / 128) as the magnitude of the first field, min-max over
+def snippet_images(video: np.ndarray, modality: str) -> np.ndarray:
+  """A view [T, H, W, C] as the pipeline ships it (0-255) -> displayable [T, H, W, 3] in [0, 1]: RGB
+  scaled, flow (x, y interleaved, zero motion at 128) as the magnitude of the first field, min-max over
   the video."""
   video = np.asarray(video, np.float32)
   if modality == "rgb":
-    return np.clip((video * np.asarray(std) + np.asarray(mean)) / 255.0, 0.0, 1.0)
-  magnitude = np.hypot(video[..., 0], video[..., 1])
+    return np.clip(video / 255.0, 0.0, 1.0)
+  magnitude = np.hypot(video[..., 0] - 128.0, video[..., 1] - 128.0)
   return np.repeat(plotting.minmax(magnitude)[..., None], 3, axis=-1)
 
 
@@ -74,7 +74,7 @@ def attention_of_run(config, workdir: str, videos: Sequence[int]) -> tuple[list,
   """One test view of each video in ``videos``: (display images [T, H, W, 3], weights [T], title)."""
   import jax  # pylint: disable=g-import-not-at-top
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
+  from vidrec.data import modalities, pipeline  # pylint: disable=g-import-not-at-top
   if config.model.name != "atw":
     raise ValueError(f"visualize_atw needs an ATW config (model.name='atw'), got {config.model.name!r}")
   s = trainer.setup(config)
@@ -95,12 +95,12 @@ def attention_of_run(config, workdir: str, videos: Sequence[int]) -> tuple[list,
   if missing := wanted - set(found):
     raise ValueError(f"--videos {sorted(missing)} not in the {config.dataset.eval_split} split "
                      f"({len(source)} videos)")
-  apply = jax.jit(lambda var, x: s.model.apply(var, x, train=False))
+  apply = jax.jit(lambda var, x: s.model.apply(var, modalities.model_input(x, config.input), train=False))
   images, weights, titles = [], [], []
   for v in videos:
     video, label = found[v]
     out = apply(trainer.variables_of(ts), video[None])
-    images.append(snippet_images(video, config.input.get("modality", "rgb"), config.input.mean, config.input.std))
+    images.append(snippet_images(video, config.input.get("modality", "rgb")))
     weights.append(np.asarray(out["attention"][0]))
     pred = int(np.argmax(out["logits"][0]))
     titles.append(f"video {v}: {source.class_names[label]} -> predicted {source.class_names[pred]}")
