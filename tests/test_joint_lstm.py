@@ -31,32 +31,41 @@ def _video(seed=0, t=T, s=S):
   return jax.random.normal(jax.random.key(seed), (N, t, s, s, 3))
 
 
+def _random_params(model, video):
+  """Parameters of ``model`` without compiling its init: shapes by ``eval_shape``, values N(0, 0.04 +
+  1/fan_in) (LeCun's variance plus a perturbation, so biases are non-zero too)."""
+  shapes = jax.eval_shape(lambda v: _init(model, v), video)["params"]
+  rng = np.random.default_rng(0)
+  std = lambda shape: np.sqrt(0.04 + (1 / np.prod(shape[:-1]) if len(shape) > 1 else 0))
+  return jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape) * std(a.shape), jnp.float32), shapes)
+
+
 @pytest.fixture(scope="module")
 def run():
-  """The default tiny model (two branches, 3D, late fusion) with perturbed variables, run once (one
-  compile), its outputs and the cell's input sequence (the convnet maps, captured), plus the gradients
-  of the joint loss with VGG frozen (a second compile): shared by the tests below."""
+  """The default tiny model (two branches, 3D, late fusion) with random parameters, compiled once:
+  its outputs, the cell's input sequence (the convnet maps, captured) and the gradients of the joint
+  loss with VGG frozen, shared by the tests below."""
   model = JointLSTM(num_classes=C, **TINY)
   video = _video(1)
-  variables = _init(model, video)
-  variables = jax.tree.map(lambda a: a + 0.2 * jax.random.normal(jax.random.key(a.size), a.shape), variables)
+  params = _random_params(model, video)
   capture = lambda m, _: m.name in ("conv_pool4", "conv_conv5_3")
-  out, inter = jax.jit(lambda v, x: model.apply(v, x, capture_intermediates=capture, mutable=["intermediates"]))(
-      variables, video)
+  grads, (out, inter) = _grads(model, params, video, capture)
   maps = [inter["intermediates"][f"conv_{b}"]["__call__"][0] for b in ("pool4", "conv5_3")]
-  return {"model": model, "video": video, "variables": variables, "out": out,
-          "x": jnp.stack([m.reshape(m.shape[:2] + (-1, m.shape[-1])) for m in maps], 2),
-          "grads": _grads(model, variables["params"], video)}
+  return {"video": video, "params": params, "out": out, "grads": grads,
+          "x": jnp.stack([m.reshape(m.shape[:2] + (-1, m.shape[-1])) for m in maps], 2)}
 
 
-def _grads(model, params, video):
+def _grads(model, params, video, capture=False):
+  """Gradients of the summed joint_lstm loss (labels 1, 4; dropout is 0 in TINY) and the forward's
+  (outputs, captured intermediates)."""
   labels = jnp.array([1, 4])
 
   def loss(p):
-    out = model.apply({"params": p}, video, train=True, rngs={"dropout": jax.random.key(0)})
-    return sum(joint_lstm_loss(out, labels, ml_collections.ConfigDict(), p).values())
+    out, inter = model.apply({"params": p}, video, train=True, rngs={"dropout": jax.random.key(0)},
+                             capture_intermediates=capture, mutable=["intermediates"])
+    return sum(joint_lstm_loss(out, labels, ml_collections.ConfigDict(), p).values()), (out, inter)
 
-  return jax.jit(jax.grad(loss))(params)
+  return jax.jit(jax.grad(loss, has_aux=True))(params)
 
 
 @pytest.mark.parametrize("branches,conv_type,fusion", [(("pool4", "conv5_3"), "3d", "late"),
@@ -136,15 +145,15 @@ def test_joint_cell_matches_numpy(fusion):
   rng = np.random.default_rng(0)
   x, c, h = (rng.normal(size=s).astype(np.float32) for s in ((b, n, hid), (b, hid), (b, hid)))
   cell = JointLSTMCell(hid, fusion)
-  params = cell.init(jax.random.key(0), (c, h), x)["params"]
-  params = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(a.size), a.shape), params)
-  (c1, h1), out = cell.apply({"params": params}, (c, h), x)
+  shapes = jax.eval_shape(cell.init, jax.random.key(0), (c, h), x)["params"]
+  params = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape) * 0.4, jnp.float32), shapes)
+  (c1, h1), out = jax.jit(cell.apply)({"params": params}, (c, h), x)
   c_ref, h_ref = _np_joint(params, x, c, h, fusion)
   np.testing.assert_allclose(c1, c_ref, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(h1, h_ref, rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(out, h1)
   if fusion == "late":   # the two fusions differ on the same parameters
-    (_, h_early), _ = JointLSTMCell(hid, "early").apply({"params": params}, (c, h), x)
+    (_, h_early), _ = jax.jit(JointLSTMCell(hid, "early").apply)({"params": params}, (c, h), x)
     assert np.abs(h_early - h1).max() > 1e-3
 
 
@@ -191,17 +200,17 @@ def test_regulariser_zero_iff_energy_matches_attention():
 
 
 def test_scan_equals_unrolled_loop(run):
-  out, x, variables = run["out"], run["x"], run["variables"]
+  out, x, params = run["out"], run["x"], run["params"]
   cell = AttentionLSTMStack(hidden=TINY["hidden"], input_units=TINY["input_units"])
   carry = cell.initialize_carry(None, x[:, 0].shape)
   step = jax.jit(cell.apply)
   hs, atts = [], []
   for t in range(T):
-    carry, y = step({"params": variables["params"]["rnn"]["cell"]}, carry, x[:, t])
+    carry, y = step({"params": params["rnn"]["cell"]}, carry, x[:, t])
     hs.append(y["h"])
     atts.append(y["attention"])
   np.testing.assert_allclose(out["attention"], jnp.stack(atts, 1), rtol=1e-5, atol=1e-6)
-  k = variables["params"]["classifier"]
+  k = params["classifier"]
   ref = jnp.stack(hs, 1) @ k["kernel"] + k["bias"]
   np.testing.assert_allclose(out["step_logits"], ref, rtol=1e-4, atol=1e-5)
   assert np.abs(np.diff(np.asarray(out["attention"]), axis=1)).max() > 1e-4   # attention moves with h
@@ -219,7 +228,7 @@ def test_gradients_reach_convnet_not_frozen_vgg(run):
 
 
 def test_gradients_reach_finetuned_vgg(run):
-  grads = _grads(JointLSTM(num_classes=C, finetune_vgg=True, **TINY), run["variables"]["params"], run["video"])
+  grads, _ = _grads(JointLSTM(num_classes=C, finetune_vgg=True, **TINY), run["params"], run["video"])
   assert _norm(grads["vgg"]) > 0
   rest = lambda g: {k: v for k, v in g.items() if k != "vgg"}   # stop_gradient changes nothing else
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), rest(grads), rest(run["grads"]))
@@ -231,12 +240,15 @@ def test_frozen_vgg_is_bit_identical_after_a_step_with_weight_decay(run):
   c = recipe.get_config("ucf101", "synthetic")
   assert c.optimizer.frozen == "vgg/*"
   c.optimizer.update(weight_decay=0.1, lr=0.01, warmup_steps=0)
-  params, grads = run["variables"]["params"], run["grads"]
+  params, grads = run["params"], run["grads"]
 
   def step(cfg):
     tx, _ = optim.make_optimizer(cfg.optimizer, 10)
-    updates, _ = tx.update(grads, tx.init(params), params)
-    return optax.apply_updates(params, updates)
+
+    def apply(p, g):
+      updates, _ = tx.update(g, tx.init(p), p)
+      return optax.apply_updates(p, updates)
+    return jax.jit(apply)(params, grads)
 
   new = step(c)
   jax.tree.map(np.testing.assert_array_equal, new["vgg"], params["vgg"])
