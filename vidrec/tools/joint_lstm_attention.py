@@ -61,7 +61,7 @@ def collect(config, workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """Runs the trained model on every test clip: {map name: (maps [S, K2], overlap [S, K2])}."""
   import jax  # pylint: disable=g-import-not-at-top
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
+  from vidrec.data import modalities, pipeline  # pylint: disable=g-import-not-at-top
   s = trainer.setup(config)
   if not isinstance(s.builder.builder_config, synthetic.SyntheticActionsConfig):
     raise ValueError(f"{config.dataset.name} has no actor boxes: this measure needs synthetic_actions.")
@@ -74,7 +74,7 @@ def collect(config, workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   mngr.close()
   source = pipeline.VideoSource(s.builder, config.dataset.eval_split)
   sampler = pipeline.make_sampler(config.input)
-  apply = jax.jit(lambda var, x: s.model.apply(var, x, train=False))
+  apply = jax.jit(lambda var, x: s.model.apply(var, modalities.model_input(x, config.input), train=False))
   boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
   got: dict[str, list] = {}
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size)
