@@ -8,7 +8,7 @@ from vidrec.tools import joint_lstm_attention as ja
 
 
 def test_actor_box_contains_every_actor_pixel():
-  cfg = synthetic.SyntheticActions.BUILDER_CONFIGS[1]            # tiny: 32 px
+  cfg = next(c for c in synthetic.SyntheticActions.BUILDER_CONFIGS if c.name == "tiny")   # 32 px
   for index in (0, 7, 10):                                       # a move, "breaks" (pieces), appear
     boxes = ja.actor_boxes(cfg, "test", index)
     rng = synthetic.example_rng(cfg.seed, "test", index)
