@@ -17,7 +17,8 @@ def get_config(arg: str = ""):
   options = common.parse_variant(arg, SPLITS + ("synthetic",))
   split = next((s for s in SPLITS if s in options), "split1")
   c = base_config()
-  c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, block="r3d", dropout=0.0)
+  c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, block="r3d", rcb="torchvision",
+                 dropout=0.0)
   sgn.sgn_paper_recipe(c, f"hmdb51/{split}", decay_every=5_000)
   if "synthetic" in options:
     common.synthetic_clips(c)

@@ -13,7 +13,8 @@ from vidrec.config import base_config
 def get_config(arg: str = ""):
   options = common.parse_variant(arg, ("synthetic",))
   c = base_config()
-  c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, block="r3d", dropout=0.0)
+  c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, block="r3d", rcb="torchvision",
+                 dropout=0.0)
   sgn.sgn_paper_recipe(c, "penn_action/default", decay_every=5_000)
   if "synthetic" in options:
     common.synthetic_clips(c)

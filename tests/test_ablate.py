@@ -19,3 +19,15 @@ def test_table_mean_and_sample_std():
   row = text.splitlines()[2]
   assert row.startswith("| a | 0.7000 ± 0.2000 |")
   assert np.isclose(np.std([0.5, 0.7, 0.9], ddof=1), 0.2)
+
+
+def test_command_line_entry_point_starts():
+  """``python -m vidrec.tools.ablate`` reaches flag parsing (it once died on a missing import)."""
+  import os
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run([sys.executable, "-m", "vidrec.tools.ablate", "--helpshort"], cwd=root, capture_output=True,
+                        text=True, timeout=300, env={**os.environ, "PYTHONPATH": root})
+  out = proc.stdout + proc.stderr
+  assert "Traceback" not in out and "--arm: NAME" in out, out[-2000:]    # absl's --helpshort exits 1

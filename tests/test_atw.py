@@ -109,17 +109,52 @@ def test_avg_consensus_model_is_mean_of_snippet_logits():
   np.testing.assert_allclose(out["logits"], out["snippet_logits"].mean(1), rtol=1e-5, atol=1e-6)
 
 
-def test_partial_bn_updates_only_the_first_batchnorm():
-  video = jax.random.normal(jax.random.key(1), (2, 3, 16, 16, 3))
-  for partial, changed_expected in [(True, {"conv1"}), (False, None)]:
-    model = build_model(_tiny_cfg(partial_bn=partial), 4)
+def test_partial_bn_freezes_statistics_and_scale_offset_of_all_but_the_first_batchnorm():
+  """TSN's partial BN after one real train step of the paper recipe (tiny widths): every BatchNorm in
+  the stages keeps its running statistics and its scale/offset bit for bit; conv1's BatchNorm and the
+  convolutions change."""
+  from configs.recipes.atw import atw_config
+  from vidrec import losses, optim, param_paths, trainer
+  cfg = atw_config("rgb", "ucf101", ("split1",))
+  cfg.model.update(depth=18, width=4, num_segments=2)
+  cfg.input.update(num_segments=2, crop=32)
+  tx, schedule = optim.make_optimizer(cfg.optimizer, cfg.num_train_steps)
+  model = build_model(cfg.model, 5)
+  ts = trainer.init_state(model, tx, cfg, jax.random.key(0))
+  batch = {"video": jax.random.normal(jax.random.key(1), (4, 2, 32, 32, 3)), "label": jnp.arange(4) % 5}
+  step = trainer.make_train_step(model, tx, losses.LOSSES.get(cfg.loss.name), cfg.loss, schedule, jax.random.key(2))
+  new, _ = jax.jit(step)(ts, batch)
+  before = param_paths.flatten({"params": ts.params, **ts.model_state})
+  after = param_paths.flatten({"params": new.params, **new.model_state})
+  changed = {k for k in before if not np.array_equal(before[k], after[k])}
+  bn = {k for k in before if "/bn/" in k}
+  first_bn = {k for k in bn if k.split("/")[1] == "conv1"}
+  assert len(first_bn) == 4 and len(bn) == 4 * 20                 # scale, bias, mean, var of 20 BNs
+  assert not changed & (bn - first_bn)                             # frozen: statistics and scale/offset
+  assert first_bn <= changed                                       # conv1's BN trains as usual
+  assert {"params/conv1/conv/kernel", "params/layer4_1/conv_b/conv/kernel", "params/fc/kernel"} <= changed
+  frozen = {k for k in before if k.startswith("params/") and param_paths.matches(k[7:], ("layer*/bn/*",))}
+  assert frozen == {k for k in bn - first_bn if k.startswith("params/")}
+  # Without partial BN every BatchNorm normalises by the batch and updates its statistics.
+  off = atw_config("rgb,synthetic", "ucf101", ("split1",))
+  assert off.model.partial_bn is False and off.optimizer.frozen == ""
+  model = build_model(ml_collections.ConfigDict({**cfg.model.to_dict(), "partial_bn": False}), 5)
+  _, stats = model.apply({"params": ts.params, **ts.model_state}, batch["video"], train=True,
+                         rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"])
+  assert all(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(ts.model_state["batch_stats"]),
+                                                      jax.tree.leaves(stats["batch_stats"])))
+
+
+def test_remat_changes_nothing_but_memory():
+  video = jax.random.normal(jax.random.key(1), (2, 2, 16, 16, 3))
+  grads = {}
+  for remat in (False, True):
+    model = build_model(_tiny_cfg(remat=remat, dropout=0.0), 4)
     variables = model.init(jax.random.key(0), video)
-    _, new = model.apply(variables, video, train=True, rngs={"dropout": jax.random.key(2)},
-                         mutable=["batch_stats"])
-    changed = {k for k in variables["batch_stats"]
-               if not all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(variables["batch_stats"][k]),
-                                                                jax.tree.leaves(new["batch_stats"][k])))}
-    assert changed == (changed_expected or set(variables["batch_stats"]))
+    loss = lambda p, m=model, v=variables: m.apply({**v, "params": p}, video, train=True,
+                                                   mutable=["batch_stats"])[0]["logits"].sum()
+    grads[remat] = jax.jit(jax.grad(loss))(variables["params"])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), grads[False], grads[True])
 
 
 def test_cross_modality_kernel_is_mean_over_rgb_replicated():

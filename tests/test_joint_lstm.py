@@ -1,19 +1,22 @@
 """JointLSTM (paper 001): shapes, the joint cell against numpy (J2-J5), attention pooling (J6-J7, Sec.
-3.4), the clip score (J9), the regulariser (J10), scan == loop, gradient paths, paper-size arithmetic."""
-import os
-
+3.4), the clip score (J9), the regulariser (J10), scan == loop, gradient paths, the frozen VGG16 under
+weight decay, paper-size arithmetic. One tiny model is compiled once (the ``run`` fixture) and shared."""
 import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 
+from configs.recipes import joint_lstm as recipe
+from vidrec import optim
 from vidrec.data import samplers
 from vidrec.models import build_model
 from vidrec.models.joint_lstm import (JointLSTM, attention_regulariser, channel_energy, clip_logits,
                                       joint_lstm_loss)
 from vidrec.models.joint_lstm_cell import AttentionLSTMStack, JointLSTMCell, pyramid_masks, pyramid_pool
+from vidrec.tools import ablate
 
 TINY = dict(vgg_width=4, conv_channels=8, ds_hidden=16, input_units=12, hidden=12, reduce="same",
             dropout=0.0, last_steps=3)
@@ -28,18 +31,55 @@ def _video(seed=0, t=T, s=S):
   return jax.random.normal(jax.random.key(seed), (N, t, s, s, 3))
 
 
+def _random_params(model, video):
+  """Parameters of ``model`` without compiling its init: shapes by ``eval_shape``, values N(0, 0.04 +
+  1/fan_in) (LeCun's variance plus a perturbation, so biases are non-zero too)."""
+  shapes = jax.eval_shape(lambda v: _init(model, v), video)["params"]
+  rng = np.random.default_rng(0)
+  std = lambda shape: np.sqrt(0.04 + (1 / np.prod(shape[:-1]) if len(shape) > 1 else 0))
+  return jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape) * std(a.shape), jnp.float32), shapes)
+
+
+@pytest.fixture(scope="module")
+def run():
+  """The default tiny model (two branches, 3D, late fusion) with random parameters, compiled once:
+  its outputs, the cell's input sequence (the convnet maps, captured) and the gradients of the joint
+  loss with VGG frozen, shared by the tests below."""
+  model = JointLSTM(num_classes=C, **TINY)
+  video = _video(1)
+  params = _random_params(model, video)
+  capture = lambda m, _: m.name in ("conv_pool4", "conv_conv5_3")
+  grads, (out, inter) = _grads(model, params, video, capture)
+  maps = [inter["intermediates"][f"conv_{b}"]["__call__"][0] for b in ("pool4", "conv5_3")]
+  return {"video": video, "params": params, "out": out, "grads": grads,
+          "x": jnp.stack([m.reshape(m.shape[:2] + (-1, m.shape[-1])) for m in maps], 2)}
+
+
+def _grads(model, params, video, capture=False):
+  """Gradients of the summed joint_lstm loss (labels 1, 4; dropout is 0 in TINY) and the forward's
+  (outputs, captured intermediates)."""
+  labels = jnp.array([1, 4])
+
+  def loss(p):
+    out, inter = model.apply({"params": p}, video, train=True, rngs={"dropout": jax.random.key(0)},
+                             capture_intermediates=capture, mutable=["intermediates"])
+    return sum(joint_lstm_loss(out, labels, ml_collections.ConfigDict(), p).values()), (out, inter)
+
+  return jax.jit(jax.grad(loss, has_aux=True))(params)
+
+
 @pytest.mark.parametrize("branches,conv_type,fusion", [(("pool4", "conv5_3"), "3d", "late"),
                                                        (("conv5_3",), "2d", "late"),
                                                        (("pool4", "conv5_3"), "none", "early")])
 def test_output_shapes(branches, conv_type, fusion):
   model = JointLSTM(num_classes=C, branches=branches, conv_type=conv_type, fusion=fusion, **TINY)
-  video = _video()
-  out = jax.jit(model.apply)(_init(model, video), video)
+  video = jax.ShapeDtypeStruct((N, T, S, S, 3), jnp.float32)
+  variables = jax.eval_shape(lambda v: _init(model, v), video)
+  out = jax.eval_shape(model.apply, variables, video)
   k2 = 4
   chex.assert_shape(out["logits"], (N, C))
   chex.assert_shape([out["step_logits"], out["probs"]], (N, T, C))
   chex.assert_shape(out["attention"], (N, T, k2))
-  np.testing.assert_allclose(out["attention"].sum(-1), 1.0, rtol=1e-5)
   expected = {"logits", "step_logits", "probs", "attention"}
   if conv_type != "none":
     expected |= {f"{p}_{b}" for b in branches for p in ("logits_3d", "energy")}
@@ -47,6 +87,15 @@ def test_output_shapes(branches, conv_type, fusion):
       chex.assert_shape(out[f"logits_3d_{b}"], (N, C))
       chex.assert_shape(out[f"energy_{b}"], (N, T, k2))
   assert set(out) == expected
+
+
+def test_outputs_are_distributions(run):
+  out = run["out"]
+  for key in ("attention", "probs", "energy_pool4", "energy_conv5_3"):
+    np.testing.assert_allclose(out[key].sum(-1), 1.0, rtol=1e-5, err_msg=key)
+    assert float(out[key].min()) >= 0, key
+  np.testing.assert_allclose(out["probs"], jax.nn.softmax(out["step_logits"]), rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(out["logits"], clip_logits(out["step_logits"], TINY["last_steps"]), rtol=1e-6)
 
 
 def test_paper_size_shapes_and_parameter_count():
@@ -96,15 +145,15 @@ def test_joint_cell_matches_numpy(fusion):
   rng = np.random.default_rng(0)
   x, c, h = (rng.normal(size=s).astype(np.float32) for s in ((b, n, hid), (b, hid), (b, hid)))
   cell = JointLSTMCell(hid, fusion)
-  params = cell.init(jax.random.key(0), (c, h), x)["params"]
-  params = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(a.size), a.shape), params)
-  (c1, h1), out = cell.apply({"params": params}, (c, h), x)
+  shapes = jax.eval_shape(cell.init, jax.random.key(0), (c, h), x)["params"]
+  params = jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape) * 0.4, jnp.float32), shapes)
+  (c1, h1), out = jax.jit(cell.apply)({"params": params}, (c, h), x)
   c_ref, h_ref = _np_joint(params, x, c, h, fusion)
   np.testing.assert_allclose(c1, c_ref, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(h1, h_ref, rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(out, h1)
   if fusion == "late":   # the two fusions differ on the same parameters
-    (_, h_early), _ = JointLSTMCell(hid, "early").apply({"params": params}, (c, h), x)
+    (_, h_early), _ = jax.jit(JointLSTMCell(hid, "early").apply)({"params": params}, (c, h), x)
     assert np.abs(h_early - h1).max() > 1e-3
 
 
@@ -150,47 +199,64 @@ def test_regulariser_zero_iff_energy_matches_attention():
   assert ref > 0
 
 
-def test_scan_equals_unrolled_loop():
-  model = JointLSTM(num_classes=C, **TINY)
-  video = _video(1)
-  variables = _init(model, video)
-  variables = jax.tree.map(lambda a: a + 0.2 * jax.random.normal(jax.random.key(a.size), a.shape), variables)
-  # The cell's input sequence: the convnet maps, computed by the model's own submodules.
-  capture = lambda m, _: m.name in ("conv_pool4", "conv_conv5_3")
-  out, inter = jax.jit(lambda v, x: model.apply(v, x, capture_intermediates=capture, mutable=["intermediates"]))(
-      variables, video)
-  maps = [inter["intermediates"][f"conv_{b}"]["__call__"][0] for b in ("pool4", "conv5_3")]
-  x = jnp.stack([m.reshape(m.shape[:2] + (-1, m.shape[-1])) for m in maps], 2)
-  cell = AttentionLSTMStack(hidden=12, input_units=12)
+def test_scan_equals_unrolled_loop(run):
+  out, x, params = run["out"], run["x"], run["params"]
+  cell = AttentionLSTMStack(hidden=TINY["hidden"], input_units=TINY["input_units"])
   carry = cell.initialize_carry(None, x[:, 0].shape)
   step = jax.jit(cell.apply)
   hs, atts = [], []
   for t in range(T):
-    carry, y = step({"params": variables["params"]["rnn"]["cell"]}, carry, x[:, t])
+    carry, y = step({"params": params["rnn"]["cell"]}, carry, x[:, t])
     hs.append(y["h"])
     atts.append(y["attention"])
   np.testing.assert_allclose(out["attention"], jnp.stack(atts, 1), rtol=1e-5, atol=1e-6)
-  k = variables["params"]["classifier"]
+  k = params["classifier"]
   ref = jnp.stack(hs, 1) @ k["kernel"] + k["bias"]
   np.testing.assert_allclose(out["step_logits"], ref, rtol=1e-4, atol=1e-5)
   assert np.abs(np.diff(np.asarray(out["attention"]), axis=1)).max() > 1e-4   # attention moves with h
 
 
-@pytest.mark.parametrize("finetune", [False, True])
-def test_gradients_reach_convnet_not_frozen_vgg(finetune):
-  model = JointLSTM(num_classes=C, finetune_vgg=finetune, **TINY)
-  video, labels = _video(2), jnp.array([1, 4])
-  params = _init(model, video)["params"]
+def _norm(tree) -> float:
+  return float(sum(np.abs(np.asarray(g)).sum() for g in jax.tree.leaves(tree)))
 
-  def loss(p):
-    out = model.apply({"params": p}, video, train=True, rngs={"dropout": jax.random.key(0)})
-    return sum(joint_lstm_loss(out, labels, ml_collections.ConfigDict(), p).values())
 
-  grads = jax.jit(jax.grad(loss))(params)
-  norm = lambda tree: float(sum(jnp.abs(g).sum() for g in jax.tree.leaves(tree)))
-  for name in ("conv_pool4", "conv_conv5_3", "ds_pool4", "rnn", "classifier"):
-    assert norm(grads[name]) > 0, name
-  assert (norm(grads["vgg"]) > 0) == finetune
+def test_gradients_reach_convnet_not_frozen_vgg(run):
+  grads = run["grads"]
+  for name in ("conv_pool4", "conv_conv5_3", "ds_pool4", "ds_conv5_3", "rnn", "classifier"):
+    assert _norm(grads[name]) > 0, name
+  assert _norm(grads["vgg"]) == 0
+
+
+def test_gradients_reach_finetuned_vgg(run):
+  grads, _ = _grads(JointLSTM(num_classes=C, finetune_vgg=True, **TINY), run["params"], run["video"])
+  assert _norm(grads["vgg"]) > 0
+  rest = lambda g: {k: v for k, v in g.items() if k != "vgg"}   # stop_gradient changes nothing else
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), rest(grads), rest(run["grads"]))
+
+
+def test_frozen_vgg_is_bit_identical_after_a_step_with_weight_decay(run):
+  """The recipe derives optimizer.frozen from model.finetune_vgg: a frozen VGG16 gets neither a step
+  nor weight decay; the same step with the glob dropped does shrink its kernels."""
+  c = recipe.get_config("ucf101", "synthetic")
+  assert c.optimizer.frozen == "vgg/*"
+  c.optimizer.update(weight_decay=0.1, lr=0.01, warmup_steps=0)
+  params, grads = run["params"], run["grads"]
+
+  def step(cfg):
+    tx, _ = optim.make_optimizer(cfg.optimizer, 10)
+
+    def apply(p, g):
+      updates, _ = tx.update(g, tx.init(p), p)
+      return optax.apply_updates(p, updates)
+    return jax.jit(apply)(params, grads)
+
+  new = step(c)
+  jax.tree.map(np.testing.assert_array_equal, new["vgg"], params["vgg"])
+  assert np.abs(new["conv_pool4"]["conv1"]["kernel"] - params["conv_pool4"]["conv1"]["kernel"]).max() > 0
+  tuned = ablate.apply_overrides(c, {"model.finetune_vgg": True})   # the glob follows finetune_vgg
+  assert tuned.optimizer.frozen == "" and c.optimizer.frozen == "vgg/*"
+  decayed = step(tuned)["vgg"]["conv1_1"]["kernel"]                  # zero gradient, weight decay only
+  np.testing.assert_allclose(decayed, params["vgg"]["conv1_1"]["kernel"] * (1 - 0.01 * 0.1), rtol=1e-5)
 
 
 def test_loss_terms_and_attention_stop_gradient():
@@ -239,11 +305,7 @@ def test_sliding_clips_sampler():
   assert sampler.num_frames == 3 and sampler.train(2, np.random.default_rng(0)).tolist() == [0, 1, 1]
 
 
-def test_configs_build_the_model(monkeypatch):
-  import importlib
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  monkeypatch.syspath_prepend(root)
-  recipe = importlib.import_module("configs.recipes.joint_lstm")
+def test_configs_build_the_model():
   c = recipe.get_config("hmdb51", "early,split3")
   assert (c.model.fusion, c.dataset.name, c.input.clip_len, c.model.last_steps) == ("early", "hmdb51/split3", 30, 16)
   with pytest.raises(ValueError, match="early"):

@@ -61,7 +61,9 @@ def np_sigmoid(z):
 def np_gate(z, gate, axis):
   if gate == "sigmoid":
     return np_sigmoid(z)
-  return np_softmax(z, -1 if axis == "channel" else (1, 2, 3))
+  axes = (4,) if axis == "channel" else (1, 2, 3)
+  scale = math.prod(z.shape[a] for a in axes) if gate == "mean_one_softmax" else 1
+  return scale * np_softmax(z, axes)
 
 
 def np_sgm(kind, p, f, strides):
@@ -95,7 +97,8 @@ def expected_block_shapes(num_stages, width=4, t=T, s=S, n=N):
 # ----------------------------------------------------------------------------- SGM equations
 @pytest.mark.parametrize("kind", ["S", "M", "G"])
 @pytest.mark.parametrize("strides", [(1, 1, 1), (2, 2, 2)])
-@pytest.mark.parametrize("gate,axis", [("softmax", "channel"), ("softmax", "spacetime"), ("sigmoid", "channel")])
+@pytest.mark.parametrize("gate,axis", [("softmax", "channel"), ("softmax", "spacetime"), ("sigmoid", "channel"),
+                                       ("mean_one_softmax", "channel"), ("mean_one_softmax", "spacetime")])
 def test_sgm_matches_numpy(kind, strides, gate, axis):
   f = jax.random.normal(jax.random.key(1), (2, 3, 5, 5, 2))
   module = sgn_lib.SGM(kind, features=3, strides=strides)
@@ -111,22 +114,43 @@ def test_sgm_matches_numpy(kind, strides, gate, axis):
 
 
 @pytest.mark.parametrize("axis,sum_axes", [("channel", (-1,)), ("spacetime", (1, 2, 3))])
-def test_alpha_sums_to_one(axis, sum_axes):
+def test_alpha_sums_to_one_or_has_mean_one(axis, sum_axes):
+  """Eq. 9-13's softmax sums to 1 over its axis (K entries); ``mean_one_softmax`` is K times it."""
   z = 3.0 * jax.random.normal(jax.random.key(0), (2, 3, 4, 5, 6))
   alpha = sgn_lib.apply_gate(z, "softmax", axis)
   assert bool(jnp.all(alpha > 0))
   np.testing.assert_allclose(np.asarray(alpha.sum(axis=sum_axes)), 1.0, rtol=1e-5)
+  mean_one = sgn_lib.apply_gate(z, "mean_one_softmax", axis)
+  np.testing.assert_allclose(np.asarray(mean_one.mean(axis=sum_axes)), 1.0, rtol=1e-5)
+  k = 6 if axis == "channel" else 3 * 4 * 5
+  np.testing.assert_allclose(np.asarray(mean_one), k * np.asarray(alpha), rtol=1e-5)
 
 
-def test_sgm_gradients_reach_every_branch():
+# The convolutions a zero-initialised SGM starts at zero (the ones producing the gate's pre-activation).
+ZERO_INIT = {"S": {"conv_s"}, "M": {"conv_m"}, "G": {"conv_l", "conv_r"}}
+
+
+@pytest.mark.parametrize("kind", sgn_lib.SGM_KINDS)
+def test_sgm_zero_init_gives_alpha_one_and_trainable_gate(kind):
+  """sgm_init="zero": z == 0, so alpha == 1 under mean_one_softmax (either axis); the first gradient
+  reaches exactly the zero-initialised convolutions (the others are multiplied by them or by L - R =
+  0 at init); with "lecun" it reaches every branch."""
   f = jax.random.normal(jax.random.key(1), (1, 2, 4, 4, 2))
-  for kind in sgn_lib.SGM_KINDS:
-    module = sgn_lib.SGM(kind, features=3, strides=(2, 2, 2))
+  target = jax.random.normal(jax.random.key(4), (1, 1, 2, 2, 3))
+  for init in ("zero", "lecun"):
+    module = sgn_lib.SGM(kind, features=3, strides=(2, 2, 2), gate_init=init)
     params = module.init(jax.random.key(2), f)["params"]
-    target = jax.random.normal(jax.random.key(4), (1, 1, 2, 2, 3))
+    z = module.apply({"params": params}, f)
+    chex.assert_shape(z, (1, 1, 2, 2, 3))
+    if init == "zero":
+      np.testing.assert_array_equal(np.asarray(z), 0.0)
+      for axis in sgn_lib.SOFTMAX_AXES:
+        np.testing.assert_allclose(np.asarray(sgn_lib.apply_gate(z, "mean_one_softmax", axis)), 1.0, rtol=1e-6)
     loss = lambda p: jnp.sum(sgn_lib.apply_gate(module.apply({"params": p}, f)) * target)
-    for path, g in jax.tree_util.tree_leaves_with_path(jax.grad(loss)(params)):
-      assert float(jnp.abs(g).max()) > 0, (kind, path)
+    grads = jax.grad(loss)(params)
+    for conv, g in grads.items():
+      reached = float(jnp.abs(g["kernel"]).max()) > 0
+      assert reached == (init == "lecun" or conv in ZERO_INIT[kind]), (kind, init, conv)
 
 
 # ----------------------------------------------------------------------------- placements (shapes)
@@ -194,6 +218,12 @@ def test_bad_configs_raise():
     build_model(sgn_config(softmax_axis="time"), 3)
   with pytest.raises(ValueError, match="sgm"):
     build_model(sgn_config(sgm="X"), 3)
+  with pytest.raises(ValueError, match="mean_one_softmax"):
+    build_model(sgn_config(gate="mean_one"), 3)
+  with pytest.raises(ValueError, match="sgm_init"):
+    build_model(sgn_config(sgm_init="ones"), 3)
+  with pytest.raises(ValueError, match="eq15"):
+    build_model(sgn_config(rcb="paper"), 3)
 
 
 # ----------------------------------------------------------------------------- wiring (one compiled forward)
@@ -201,7 +231,7 @@ def test_forward_wiring_eq17_and_direct_baseline():
   """alpha/3b = softmax(SGM(F = 3a output)); embedding = mean((H + F) * alpha) (Eq. 17); the direct
   cross-layer baseline alpha/3a = softmax(channel-repeat(2a output subsampled by 2)) (Sec. IV-E)."""
   model = build_model(sgn_config(sgm="S", sgm_blocks=["3b"], cross_layer={"3a": "2a"},
-                                 cross_layer_mode="direct"), num_classes=3)
+                                 cross_layer_mode="direct", gate="softmax", sgm_init="lecun"), num_classes=3)
   video = jax.random.normal(jax.random.key(0), (N, T, S, S, 3))
   # One compiled call: initial variables (BN at its initial statistics in eval mode) and outputs.
   out, variables = fast_jit_call(
@@ -226,9 +256,50 @@ def test_forward_wiring_eq17_and_direct_baseline():
                              rtol=1e-4, atol=1e-7)
 
 
+def test_zero_init_sgn_starts_as_its_resnet3d():
+  """Default gate and init: alpha == 1 at every SGB, so SGN's outputs at initialisation are those of the
+  ResNet3D with the same backbone parameters (each SGB starts as its RCB / RIB)."""
+  sgn = build_model(sgn_config(sgm="G", sgm_blocks=["all"]), num_classes=3)
+  base = build_model(ml_collections.ConfigDict(dict(name="resnet3d", width=4, num_stages=2)), num_classes=3)
+  video = jax.random.normal(jax.random.key(0), (2, T, S, S, 3))
+
+  def run(key, x):
+    variables = sgn.init(key, x)
+    backbone = {"params": {k: v for k, v in variables["params"].items() if not k.startswith("sgm")},
+                "batch_stats": variables["batch_stats"]}
+    return sgn.apply(variables, x), base.apply(backbone, x)
+
+  out, want = fast_jit_call(run, jax.random.key(1), video)
+  assert {k for k in out if k.startswith("alpha/")} == {"alpha/2a", "alpha/2b", "alpha/3a", "alpha/3b"}
+  for k in ("alpha/2a", "alpha/2b", "alpha/3a", "alpha/3b"):
+    np.testing.assert_allclose(np.asarray(out[k]), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(out["logits"]), np.asarray(want["logits"]), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(out["embedding"]), np.asarray(want["embedding"]), rtol=1e-5, atol=1e-7)
+
+
+def test_rcb_eq15_parameter_count_by_hand():
+  """model.rcb="eq15": every RCB's H' is a 3x3x3 ConvBN (Eq. 15, Sec. IV-B's 3x3x3 kernels). At width
+  64 / 400 classes: RCB2a gains 27*64*64 kernel + 2*64 BN parameters (torchvision: identity), and the
+  1x1x1 projections of 3a/4a/5a grow 27-fold (26 * C_in * C_out more each)."""
+  video = jnp.zeros((1, 16, 112, 112, 3))
+
+  def params(rcb):
+    model = build_model(ml_collections.ConfigDict(dict(name="sgn", rcb=rcb, sgm_blocks=[])), 400)
+    return jax.eval_shape(lambda: model.init(jax.random.key(0), video))["params"]
+
+  count = lambda p: sum(math.prod(x.shape) for x in jax.tree.leaves(p))
+  torchvision, eq15 = params("torchvision"), params("eq15")
+  assert count(torchvision) == 33_371_472
+  extra = 27 * 64 * 64 + 2 * 64 + 26 * (64 * 128 + 128 * 256 + 256 * 512)
+  assert count(eq15) - count(torchvision) == extra == 4_583_552
+  assert "proj" not in torchvision["rcb2a"] and eq15["rcb2a"]["proj"]["conv"]["kernel"].shape == (3, 3, 3, 64, 64)
+  assert eq15["rcb4a"]["proj"]["conv"]["kernel"].shape == (3, 3, 3, 128, 256)
+  assert torchvision["rcb4a"]["proj"]["conv"]["kernel"].shape == (1, 1, 1, 128, 256)
+
+
 # ----------------------------------------------------------------------------- gradients (one compiled grad)
 def test_gradients_reach_sgm_params():
-  cfg = sgn_config(sgm="G", sgm_blocks=["2b", "3a"], cross_layer={"3b": "2a"})
+  cfg = sgn_config(sgm="G", sgm_blocks=["2b", "3a"], cross_layer={"3b": "2a"}, sgm_init="lecun")
   model = build_model(cfg, num_classes=3)
   video = jax.random.normal(jax.random.key(0), (2, T, S, S, 3))
   labels = jnp.array([0, 2])
@@ -260,7 +331,8 @@ def test_config_parsing():
   assert sgn_lib.parse_cross_layer("4b:3b, 3b:2b") == (("3b", "2b"), ("4b", "3b"))
   assert sgn_lib.parse_cross_layer(ml_collections.ConfigDict({"3b": "2b"})) == (("3b", "2b"),)
   model = build_model(ml_collections.ConfigDict(dict(name="sgn")), 10)
-  assert (model.sgm, model.sgm_blocks, model.softmax_axis, model.gate) == ("M", ("3b",), "channel", "softmax")
+  assert (model.sgm, model.sgm_blocks, model.softmax_axis, model.gate, model.sgm_init, model.rcb) == (
+      "M", ("3b",), "channel", "mean_one_softmax", "zero", "torchvision")
   assert model.gated_blocks() == ("3b",)
 
 
@@ -310,8 +382,15 @@ def test_render_alpha_grid(tmp_path):
   path = vis.render_alpha_grid(video, alphas, str(tmp_path / "grid.png"))
   with open(path, "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-  summary = vis.summarize_alpha(alphas["alpha/3b"], "max")
-  np.testing.assert_allclose(summary, alphas["alpha/3b"].max(-1))
+  a3b = alphas["alpha/3b"]
+  summary = vis.summarize_alpha(a3b, "max")   # log2 of the peak gain relative to the channel mean
+  np.testing.assert_allclose(summary, np.log2((a3b / a3b.mean(-1, keepdims=True)).max(-1)), rtol=1e-5)
+  # The same map for Eq. 9-13's softmax (mean 1/C) and its mean-one version; a uniform gate is neutral.
+  np.testing.assert_allclose(vis.summarize_alpha(a3b / a3b.sum(-1, keepdims=True)),
+                             vis.summarize_alpha(8 * a3b / a3b.sum(-1, keepdims=True)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(vis.summarize_alpha(np.full((2, 4, 4, 8), 1 / 8), "mean"), 0.0)
+  spacetime = vis.summarize_alpha(a3b, "mean", softmax_axis="spacetime")
+  np.testing.assert_allclose(spacetime, np.log2((a3b / a3b.mean((0, 1, 2))).mean(-1)), rtol=1e-5)
   up = plotting.upsample_map(summary, 4, 16, 16)
   assert up.shape == (4, 16, 16)
   np.testing.assert_allclose(up[1], up[0])  # T' = 2 -> frames 0, 1 read alpha index 0
@@ -329,3 +408,35 @@ def test_sgn_sits_on_every_block_kind(block):
   chex.assert_shape(out["alpha/3a"], (N, t3, S // 4, S // 4, 8))
   chex.assert_shape(out["alpha/5b"], (N, t5, 1, 1, 32))
   assert sgn_lib._total_strides("2b", "5b", block_names(4, 2), block) == ((1, 8, 8) if block == "mc3" else (8, 8, 8))
+
+
+# ----------------------------------------------------------------------------- block-scale tool
+def test_block_scales_match_direct_gradients():
+  """vidrec.tools.block_scales: |dL/dW| of fc equals jax.grad's; at the last (gated) block, whose output
+  y only feeds the mean pool and fc, dL/dy = alpha * (dL/d embedding) / (T'H'W') exactly; the literal
+  softmax gate has mean 1/C."""
+  from vidrec import losses
+  from vidrec.tools import block_scales as bs
+  video = jax.random.normal(jax.random.key(0), (2, T, S, S, 3))
+  labels = jnp.array([0, 2])
+  loss_cfg = ml_collections.ConfigDict({"label_smoothing": 0.0})
+  model = build_model(sgn_config(sgm="M", sgm_blocks=["3b"], gate="softmax", sgm_init="lecun"), 3)
+  variables = model.init(jax.random.key(1), video)
+  stats = bs.block_scales(model, variables, video, labels, losses.classification, loss_cfg)
+  assert list(stats)[1:] == ["rcb2a", "rib2b", "rcb3a", "rib3b", "fc"]
+  np.testing.assert_allclose(stats["rib3b"]["mean(a)"], 1 / 8, rtol=1e-5)
+
+  def loss_of(params):
+    out, _ = model.apply({**variables, "params": params}, video, train=True, labels=labels,
+                         mutable=["batch_stats"])
+    return losses.total_loss(losses.classification(out, labels, loss_cfg, params))
+
+  g = jax.grad(loss_of)(variables["params"])
+  np.testing.assert_allclose(stats["fc"]["|dL/dW|"], float(jnp.sqrt(sum(jnp.sum(x ** 2) for x in
+                                                                        jax.tree.leaves(g["fc"])))), rtol=1e-4)
+  out, _ = model.apply(variables, video, train=True, mutable=["batch_stats"])
+  probs = jax.nn.softmax(out["logits"]) - jax.nn.one_hot(labels, 3)
+  d_emb = probs @ variables["params"]["fc"]["kernel"].T / 2            # mean over the batch of 2
+  alpha = out["alpha/3b"]
+  d_y = alpha * d_emb[:, None, None, None, :] / math.prod(alpha.shape[1:4])
+  np.testing.assert_allclose(stats["rib3b"]["rms(dL/dy)"], float(jnp.sqrt(jnp.mean(d_y ** 2))), rtol=1e-4)

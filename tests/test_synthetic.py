@@ -169,7 +169,9 @@ def test_build_tiny(tmp_path):
 
 def test_preview_writes_files(tmp_path):
   from vidrec.tools import preview
-  videos = preview.sample_videos(3, 2, 24, 0, min_frames=6, max_frames=9)
+  cfg = preview.builder_config("default", resolution=24, min_frames=6, max_frames=9)
+  videos = preview.sample_videos(3, 2, cfg, 0)
+  assert [v.shape[1:] for v in videos] == [(24, 24, 3)] * 2 and 6 <= len(videos[0]) <= 9
   preview.save_grid(videos, S.CLASS_NAMES[3], str(tmp_path / "g.png"), columns=4)
   preview.save_gif(videos, str(tmp_path / "g.gif"))
   assert (tmp_path / "g.png").stat().st_size > 0 and (tmp_path / "g.gif").stat().st_size > 0

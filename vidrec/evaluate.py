@@ -21,7 +21,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from vidrec import aggregations, fs, parallel, recovery
-from vidrec.data import pipeline, samplers
+from vidrec.data import modalities, pipeline, samplers
 from vidrec.errors import UserError
 
 
@@ -161,7 +161,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
 
   @jax.jit
   def apply_fn(variables, video, labels):
-    out = s.model.apply(variables, video, train=False, labels=labels)
+    out = s.model.apply(variables, modalities.model_input(video, config.input), train=False, labels=labels)
     if missing := set(heads) - set(out):
       raise UserError(f"eval.heads {sorted(missing)} are not outputs of model {config.model.name!r} "
                        f"(it returns {sorted(out)}): set --config.eval.heads accordingly.")
@@ -170,7 +170,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size,
                              process_index=jax.process_index(), process_count=jax.process_count())
   local_batch = config.eval.batch_size // jax.process_count()
-  blank = {"video": np.zeros(trainer.input_shape(config, local_batch, test=True), np.float32),
+  blank = {"video": np.zeros(trainer.input_shape(config, local_batch, test=True), np.uint8),
            "label": np.zeros(local_batch, np.int32), "video_index": np.zeros(local_batch, np.int32),
            "mask": np.zeros(local_batch, bool)}
   views, labels = collect_view_outputs(apply_fn, trainer.variables_of(ts), ds, s.mesh, heads, blank)

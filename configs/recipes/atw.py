@@ -4,6 +4,19 @@ Sec. 3.3 gives: 224x224 crops, SGD momentum 0.9, mini-batch 128 videos, lr 0.001
 (x0.1 every 2,000 iterations) and 0.005 for both temporal streams (x0.1 at 12k and 18k), 1 RGB frame or
 5 stacked (warped) flow fields per snippet, 80 snippets at test, fusion 1 : 1 : 0.5. Where it is
 silent the TSN values are used (docs/models/atw.md lists each with its source).
+
+Prepare once (frames at short side 256 + TV-L1 and warped flow; needs ``pip install -e ".[flow]"``), train
+the three streams, then fuse the pre-softmax video scores 1 : 1 : 0.5 (D = ucf101 | hmdb51):
+  python -m vidrec.data.prepare D --manual_dir M --config split1 --short_side 256 --flow tvl1 --warped_flow
+  python train.py --config configs/atw_D.py:rgb --workdir W_rgb
+  python train.py --config configs/atw_D.py:flow --workdir W_flow
+  python train.py --config configs/atw_D.py:warped_flow --workdir W_wflow
+  python -m vidrec.tools.fuse --member W_rgb/eval/test_scores.npz:logits:1 --member W_flow/eval/test_scores.npz:logits:1 \\
+      --member W_wflow/eval/test_scores.npz:logits:0.5 --out W_fused
+
+Variants (combine with commas): ``rgb`` (default) | ``flow`` | ``warped_flow``, ``split1`` (default) |
+``split2`` | ``split3``, ``synthetic``, ``positional`` (the positional reading of the attention layer).
+Consensus (Table 1): --config.model.consensus=avg|max|attention|positional.
 """
 from __future__ import annotations
 
@@ -11,6 +24,7 @@ import ml_collections
 
 from configs.recipes.common import parse_variant
 from vidrec.config import base_config
+from vidrec.models.atw import PARTIAL_BN_FROZEN
 
 MODALITIES = ("rgb", "flow", "warped_flow")
 FUSION_WEIGHTS = {"rgb": 1.0, "flow": 1.0, "warped_flow": 0.5}   # Sec. 3.3
@@ -25,8 +39,16 @@ def atw_model(c: ml_collections.ConfigDict, modality: str, depth: int, num_segme
       "attention_activation": "relu",      # relu | tanh | sigmoid | none (Table 2)
       "attention_init": "gaussian",        # gaussian | one | one_over_n (Table 2)
       "dropout": 0.8 if modality == "rgb" else 0.7,   # TSN (tsn-pytorch README)
-      "partial_bn": True,                  # TSN
       "dtype": "float32", "param_dtype": "float32"})
+  partial_bn(c, True)                      # TSN
+
+
+def partial_bn(c: ml_collections.ConfigDict, enabled: bool) -> None:
+  """TSN's partial BN, both halves in one place: every BatchNorm but conv1's keeps its running statistics
+  (``model.partial_bn``) and its scale/offset (``optimizer.frozen``, tsn-pytorch get_optim_policies).
+  From the command line set both: ``--config.model.partial_bn=False --config.optimizer.frozen=''``."""
+  c.model.partial_bn = enabled
+  c.optimizer.frozen = PARTIAL_BN_FROZEN if enabled else ""
 
 
 def atw_input(c: ml_collections.ConfigDict, modality: str, num_segments: int) -> None:
@@ -66,7 +88,8 @@ def atw_synthetic(c: ml_collections.ConfigDict, modality: str, steps: int = 1500
   8, N = 3 segments, 28 px crops, no partial BN (no ImageNet weights), SGD lr 0.02 cosine."""
   atw_model(c, modality, depth=18, num_segments=3)
   atw_input(c, modality, num_segments=3)
-  c.model.update(width=8, dropout=0.5, partial_bn=False)
+  c.model.update(width=8, dropout=0.5)
+  partial_bn(c, False)
   c.dataset.update(name="synthetic_actions/flow", train_split="train", eval_split="test")
   c.input.update(resize=(32,), crop=28, scale_jitter=(0, 0), test_spatial="center")
   c.batch_size = 16

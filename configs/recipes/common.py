@@ -21,11 +21,13 @@ def parse_variant(arg: str, allowed: tuple[str, ...]) -> set[str]:
 
 def synthetic_clips(c: ml_collections.ConfigDict, steps: int = 1200) -> None:
   """The CPU-sized dense-clip setting of every ResNet3D-family ``:synthetic`` config: width 8,
-  8-frame clips (stride 4) of 40x40 on ``synthetic_actions``, 3 test clips, SGD lr 0.02 with cosine
-  decay (lr 0.1 sat at chance for 500+ steps on some seeds; docs/experiments.md)."""
+  8-frame clips (stride 4; one random window per video visit) of 40x40 on ``synthetic_actions``, 3
+  test clips, SGD lr 0.02 with cosine decay (lr 0.1 sat at chance for 500+ steps on some seeds;
+  docs/experiments.md)."""
   c.model.update(width=8)
   c.dataset.update(name="synthetic_actions", train_split="train", eval_split="test")
-  c.input.update(clip_len=8, stride=4, num_test_clips=3, resize=(46,), crop=40, scale_jitter=(40, 52))
+  c.input.update(sampler="dense", clip_len=8, stride=4, num_test_clips=3, resize=(46,), crop=40,
+                 scale_jitter=(40, 52))
   c.optimizer.update(lr=0.02, schedule="cosine", warmup_steps=100, weight_decay=1e-4)
   c.batch_size = 16
   c.num_train_steps = steps

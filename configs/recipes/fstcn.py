@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import ml_collections
 
+from configs.recipes.common import parse_variant
+from vidrec.config import base_config
+
 
 def fstcn_model(c: ml_collections.ConfigDict) -> None:
   """Every ``config.model`` key of ``vidrec.models.fstcn`` at the paper's sizes (Sec. 2.5)."""
@@ -56,3 +59,17 @@ def fstcn_synthetic(c: ml_collections.ConfigDict) -> None:
   c.log_every_steps = 50
   c.checkpoint_every_steps = 600
   c.eval.batch_size = 54
+
+
+def fstcn_config(arg: str, dataset: str, splits: tuple[str, ...] = ("split1", "split2", "split3")
+                 ) -> ml_collections.ConfigDict:
+  """``get_config`` of ``configs/fstcn_<dataset>.py``: variants a split (default the first) and
+  ``synthetic``. Table 2 rows: ``--config.model.paths=scl|tcl``, ``--config.input.num_test_clips=1``,
+  ``--config.eval.aggregation=mean_softmax`` (averaging fusion); Table 1: ``--config.model.tcl_kernels``."""
+  options = parse_variant(arg, splits + ("synthetic",))
+  split = next((s for s in splits if s in options), splits[0])
+  c = base_config()
+  fstcn_paper_recipe(c, f"{dataset}/{split}_s256")
+  if "synthetic" in options:
+    fstcn_synthetic(c)
+  return c

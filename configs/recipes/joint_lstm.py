@@ -1,10 +1,19 @@
-"""JointLSTM (paper 001) recipe shared by ``configs/joint_lstm_{ucf101,hmdb51}.py``.
+"""JointLSTM (paper 001) recipe shared by ``configs/joint_lstm_{ucf101,hmdb51}.py`` (D = the dataset).
+
+  python train.py --config configs/joint_lstm_D.py --workdir workdir/jl_D                  # late fusion
+  python train.py --config configs/joint_lstm_D.py:synthetic --workdir workdir/jl_synth     # 2-core CPU
+
+Variants (combine with commas): ``split1`` (default) / ``split2`` / ``split3``, ``late`` (default) /
+``early``, ``synthetic``. Table 2 rows: --config.model.branches="('pool4',)"; Table 3 rows:
+--config.model.conv_type=2d|none, --config.loss.lambda_att=0.
 
 Paper (Sec. 4.2): clips of L1 = 30 consecutive frames resized to 384x384, VGG16 taps pool4 and conv5_3,
 two 3x3x3 conv layers of 256 channels, a three-layer LSTM of 1024 units, L2 = 16, batch 64,
 lambda = 1000, zeta = 1e-5. Not in the paper (readings in docs/models/joint_lstm.md): SGD momentum 0.9,
 lr 0.01 on the step-averaged loss, x0.1 at 2/3 of 30,000 steps, gradient clipping at 10, dropout 0.5,
-weight decay 2 * zeta (the gradient of zeta * sum theta^2), test clips every 8 frames.
+weight decay 2 * zeta (the gradient of zeta * sum theta^2), test clips every 8 frames. A frozen VGG16
+(``model.finetune_vgg=False``) is also left out of the optimizer (``optimizer.frozen = "vgg/*"``: no
+weight decay, no state), derived from ``finetune_vgg`` by :func:`freeze_vgg_unless_finetuned`.
 """
 from __future__ import annotations
 
@@ -27,6 +36,15 @@ def model_config() -> ml_collections.ConfigDict:
       "final_gate_bias": False, "detach_3d_from_lstm": False, "dropout": 0.5, "last_steps": 16})
 
 
+def freeze_vgg_unless_finetuned(c: ml_collections.ConfigDict) -> None:
+  """``optimizer.frozen`` = "vgg/*" while ``model.finetune_vgg`` is False, else "": a reference to
+  ``finetune_vgg``, so a later ``--config.model.finetune_vgg=True`` unfreezes both the gradient
+  (the model's ``stop_gradient``) and the optimizer (weight decay) at once. Setting
+  ``optimizer.frozen`` explicitly replaces the derived value."""
+  tuned = c.model.get_ref("finetune_vgg")
+  c.optimizer.frozen = ml_collections.FieldReference("vgg/*") * (1 - tuned.to_int())
+
+
 def get_config(dataset: str, arg: str = "") -> ml_collections.ConfigDict:
   """``dataset`` = "ucf101" | "hmdb51"; ``arg`` any of VARIANTS joined by commas."""
   options = parse_variant(arg, VARIANTS)
@@ -36,6 +54,7 @@ def get_config(dataset: str, arg: str = "") -> ml_collections.ConfigDict:
   c = base_config()
   c.model = model_config()
   c.model.fusion = "early" if "early" in options else "late"
+  freeze_vgg_unless_finetuned(c)
   c.loss = ml_collections.ConfigDict({"name": "joint_lstm", "lambda_att": 1000.0, "lstm_steps": "all",
                                       "last_steps": 16, "att_reg_grad_to_attention": False,
                                       "label_smoothing": 0.0})

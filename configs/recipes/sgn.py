@@ -7,10 +7,12 @@ import ml_collections
 
 def sgn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, decay_every: int) -> None:
   """SGN Sec. IV-B, shared by the ResNet3D and SGN configs: 16-frame clips resized to 128x171 and
-  cropped to 112, every non-overlapping clip at test with a majority vote, SGD lr 0.001, momentum
-  0.9, weight decay 5e-4, x0.1 every ``decay_every`` iterations (10k UCF101, 5k HMDB51/Penn), 50k."""
+  cropped to 112; training on every non-overlapping clip of every video (sampler ``non_overlapping``;
+  ``dense`` draws one random window per video visit instead), every non-overlapping clip at test with
+  a majority vote, SGD lr 0.001, momentum 0.9, weight decay 5e-4, x0.1 every ``decay_every``
+  iterations (10k UCF101, 5k HMDB51/Penn), 50k."""
   c.dataset.update(name=dataset, train_split="train", eval_split="test")
-  c.input.update(sampler="dense", clip_len=16, stride=1, num_test_clips=0, resize=(128, 171), crop=112)
+  c.input.update(sampler="non_overlapping", clip_len=16, stride=1, num_test_clips=0, resize=(128, 171), crop=112)
   c.optimizer.update(lr=0.001, momentum=0.9, weight_decay=5e-4, schedule="step", decay_every=decay_every)
   c.batch_size = 32
   c.num_train_steps = 50_000
@@ -23,13 +25,14 @@ def sgn_model(c: ml_collections.ConfigDict, sgm: str, sgm_blocks: str) -> None:
   c.model.update({
       "name": "sgn", "width": 64, "num_stages": 4, "blocks_per_stage": 2, "dropout": 0.0,
       "block": "r3d",                  # r3d | r2plus1d | mc3 (vidrec.models.resnet3d.BLOCKS)
+      "rcb": "torchvision",            # torchvision (weight-compatible) | eq15 (3x3x3 H' at every RCB)
       "sgm": sgm, "sgm_blocks": sgm_blocks,
       "cross_layer": "",               # "dest:source,..." e.g. "3b:2b" (Fig. 6); "" = none
       "cross_layer_mode": "learned",   # learned | direct (the paper's down-sampled baseline)
       "cross_layer_resample": "strided",
       "softmax_axis": "channel",       # channel (Caffe's default axis) | spacetime
-      "gate": "softmax",               # softmax | sigmoid (the authors' ODAR version)
-      "alpha_rescale": False})
+      "gate": "mean_one_softmax",      # mean_one_softmax (K * softmax) | softmax (Eq. 9-13 as printed) | sigmoid
+      "sgm_init": "zero"})             # zero (alpha == 1 at init: each SGB starts as its block) | lecun
 
 
 def frame_model(c: ml_collections.ConfigDict, depth: int = 18) -> None:

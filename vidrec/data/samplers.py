@@ -107,13 +107,27 @@ def segments(num_frames: int, num_segments: int, rng: np.random.Generator | None
 class TemporalSampler:
   """``train(num_frames, rng) -> int32[L]``, ``test(num_frames) -> int32[K, L]`` and ``num_frames`` = L,
   the frames of one view (the model's input length; the trainer reads it, so a new sampler needs no
-  trainer edit)."""
+  trainer edit).
+
+  ``train_clips(num_frames) -> int32[K, L]``, when set, is a fixed set of training clips per video:
+  the pipeline then makes every clip of every video one example of an epoch (``pipeline.clip_items``)
+  and gives the sampler ``at_position(num_frames, position) -> int32[L]``, the clip of the example at
+  that stream position; ``train`` (one of the clips at random) serves callers without a position."""
   train: Callable[[int, np.random.Generator], np.ndarray]
   test: Callable[[int], np.ndarray]
   num_frames: int
+  train_clips: Callable[[int], np.ndarray] | None = None
+  at_position: Callable[[int, int], np.ndarray] | None = None
 
 
 TEMPORAL_SAMPLERS: Registry[Callable[..., TemporalSampler]] = Registry("input.sampler")
+
+
+def _dense_test(clip_len: int, stride: int, num_test_clips: int, short_video: str) -> Callable[[int], np.ndarray]:
+  """``num_test_clips`` evenly spaced clips (0: every non-overlapping clip)."""
+  if num_test_clips == 0:
+    return lambda n: non_overlapping_clips(n, clip_len, stride, short_video)
+  return lambda n: test_dense_clips(n, clip_len, stride, num_test_clips, short_video)
 
 
 @TEMPORAL_SAMPLERS.register("dense")
@@ -122,12 +136,26 @@ def _dense(clip_len: int, stride: int = 1, num_test_clips: int = 10, short_video
   """Dense clips: random clip in training, ``num_test_clips`` evenly spaced clips at test
   (``num_test_clips=0`` means every non-overlapping clip)."""
   del unused
-  if num_test_clips == 0:
-    test = lambda n: non_overlapping_clips(n, clip_len, stride, short_video)
-  else:
-    test = lambda n: test_dense_clips(n, clip_len, stride, num_test_clips, short_video)
-  return TemporalSampler(lambda n, rng: random_dense_clip(n, clip_len, stride, rng, short_video), test,
-                         num_frames=clip_len)
+  return TemporalSampler(lambda n, rng: random_dense_clip(n, clip_len, stride, rng, short_video),
+                         _dense_test(clip_len, stride, num_test_clips, short_video), num_frames=clip_len)
+
+
+@TEMPORAL_SAMPLERS.register("non_overlapping")
+def _non_overlapping(clip_len: int, stride: int = 1, num_test_clips: int = 10, short_video: str = "loop",
+                     **unused) -> TemporalSampler:
+  """SGN's training clips (paper 000, Sec. IV-B: "Each video is split into 16-frame length video clips
+  without overlapping"; Sec. IV-I: the splits "augment the dataset from 2,326 videos into 9,127
+  clips"): the fixed set ``non_overlapping_clips`` of every video, each clip one example per epoch.
+  Test as ``dense``."""
+  del unused
+  clips = lambda n: non_overlapping_clips(n, clip_len, stride, short_video)
+
+  def train(n: int, rng: np.random.Generator) -> np.ndarray:
+    options = clips(n)
+    return options[rng.integers(len(options))]
+
+  return TemporalSampler(train, _dense_test(clip_len, stride, num_test_clips, short_video),
+                         num_frames=clip_len, train_clips=clips)
 
 
 @TEMPORAL_SAMPLERS.register("sliding")

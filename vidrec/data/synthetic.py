@@ -24,11 +24,16 @@ Invariants (tested in ``tests/test_synthetic.py``):
 
 The renderer is pure numpy (no TF), vectorised over frames, and deterministic: example ``i``
 of split ``s`` is drawn from ``SeedSequence([config.seed, crc32(s), i])``.
+
+The builder configs ``hard`` / ``hard_tiny`` render the 24-class scenes of
+``vidrec.data.synthetic_hard`` (moving camera, small actor among distractors) from these
+primitives; their knobs are ``Difficulty``.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import os
 import zlib
 from typing import Iterator
@@ -73,21 +78,21 @@ TIME_REVERSAL_PARTNERS: dict[int, int] = {0: 1, 1: 0, 2: 3, 3: 2, 8: 9, 9: 8, 10
 # A horizontally flipped video of class c is a video of class FLIP_LABEL_MAP[c].
 FLIP_LABEL_MAP: tuple[int, ...] = (1, 0, 2, 3, 5, 4, 6, 7, 8, 9, 10, 11)
 
-# class -> (motion kind, time-reversed, mirrored, breaks). Partners share the motion kind so
+# class -> (motion kind, time-reversed, mirrored, variant). Partners share the motion kind so
 # they consume the random stream identically.
-_CLASS_SPECS: tuple[tuple[str, bool, bool, bool], ...] = (
-    ("shift_h", False, False, False),
-    ("shift_h", True, False, False),
-    ("shift_v", True, False, False),   # up = down reversed
-    ("shift_v", False, False, False),
-    ("pretend_h", False, False, False),
-    ("pretend_h", False, True, False),  # pretend right->left = pretend left->right mirrored
-    ("drop", False, False, False),
-    ("drop", False, False, True),
-    ("scale", False, False, False),
-    ("scale", True, False, False),     # away = towards reversed
-    ("fade", False, False, False),
-    ("fade", True, False, False),      # disappear = appear reversed
+_CLASS_SPECS: tuple[tuple[str, bool, bool, str], ...] = (
+    ("shift_h", False, False, ""),
+    ("shift_h", True, False, ""),
+    ("shift_v", True, False, ""),   # up = down reversed
+    ("shift_v", False, False, ""),
+    ("pretend_h", False, False, ""),
+    ("pretend_h", False, True, ""),  # pretend right->left = pretend left->right mirrored
+    ("drop", False, False, ""),
+    ("drop", False, False, "breaks"),
+    ("scale", False, False, ""),
+    ("scale", True, False, ""),     # away = towards reversed
+    ("fade", False, False, ""),
+    ("fade", True, False, ""),      # disappear = appear reversed
 )
 
 SHAPES: tuple[str, ...] = ("disc", "square", "triangle", "diamond", "cross", "ring", "bar")
@@ -256,9 +261,13 @@ def _wobble(rng: np.random.Generator, t: np.ndarray, amp: float) -> np.ndarray:
                                       + rng.uniform(0, 2 * np.pi))
 
 
-def _actor_motion(kind: str, breaks: bool, rng: np.random.Generator, res: int,
+def _actor_motion(kind: str, variant: str, rng: np.random.Generator, res: int,
                   t: np.ndarray, r: float):
-  """Per-frame (cx, cy, radius, alpha, pieces) of the actor for one motion kind."""
+  """Per-frame (cx, cy, radius, alpha, pieces) of the actor for one motion kind.
+
+  ``variant`` only matters for "drop": "" bounces and rests, "breaks" splits into pieces,
+  "rolls" rolls to the right after the impact (the fall is the same random draws for all three).
+  """
   n = t.shape[0]
   half = res / 2
   radius = np.full(n, r)
@@ -294,11 +303,14 @@ def _actor_motion(kind: str, breaks: bool, rng: np.random.Generator, res: int,
     g = 1 - (1 - np.clip(after / split_d, 0, 1)) ** 2  # ease-out separation, 0 before impact
     spread = np.stack([rng.uniform(0.3, 0.6, 2), rng.uniform(0.55, 1.0, 2)]) * r  # [sy, sx]
     sink = rng.uniform(0.3, 0.5, 2) * r  # upper pieces fall to the floor
-    if breaks:
+    if variant == "breaks":
       sign = np.array([-1.0, 1.0])
       pieces = np.zeros((n, 2, 2, 2))
       pieces[..., 0] = g[:, None, None] * spread[None] * sign[None, None, :]
       pieces[:, 0, :, 1] = g[:, None] * sink[None, :]
+    elif variant == "rolls":  # no bounce: rolls right (ease-out), at most to the border
+      dist = min(rng.uniform(0.2, 0.35) * res, max(half - 0.75 * r - cx[0], 0.0))
+      cx = cx + dist * (1 - (1 - np.clip(after / rng.uniform(0.2, 0.35), 0, 1)) ** 2)
     else:
       cy = cy - bounce_h * np.where((after > 0) & (after < bounce_d),
                                     np.sin(np.pi * after / bounce_d), 0.0)
@@ -328,7 +340,7 @@ def sample_scene(class_id: int, rng: np.random.Generator, resolution: int,
     raise ValueError(f"class_id must be in [0, {NUM_CLASSES}), got {class_id}")
   if num_frames < 1 or resolution < 8:
     raise ValueError(f"need num_frames >= 1 and resolution >= 8, got {num_frames}, {resolution}")
-  kind, reverse, mirror, breaks = _CLASS_SPECS[class_id]
+  kind, reverse, mirror, variant = _CLASS_SPECS[class_id]
   res = resolution
   t = (np.arange(num_frames) / max(num_frames - 1, 1)).astype(np.float64)
   # Class-independent part first: background, distractors, actor appearance, noise.
@@ -342,7 +354,7 @@ def sample_scene(class_id: int, rng: np.random.Generator, resolution: int,
   noise = (rng.standard_normal((num_frames, res, res, 3), dtype=_F32)
            * _F32(rng.uniform(0.005, 0.02)))
   # Class-dependent motion.
-  cx, cy, radius, alpha, pieces = _actor_motion(kind, breaks, rng, res, t, r)
+  cx, cy, radius, alpha, pieces = _actor_motion(kind, variant, rng, res, t, r)
   actor = SceneObject(shape=shape, color=color, cx=cx, cy=cy, radius=radius, alpha=alpha,
                       cos=cos, sin=sin, outline=max(1.0, 0.035 * res), pieces=pieces)
   objects = distractors[:n_below] + [actor] + distractors[n_below:]
@@ -443,16 +455,22 @@ def _draw(img: np.ndarray, obj: SceneObject, res: int, pad: int) -> None:
   img[tt, yy, xx] = patch
 
 
-def render_scene(scene: Scene) -> np.ndarray:
-  """Renders a scene to uint8 [T, H, W, 3]."""
-  res, n = scene.resolution, scene.num_frames
+def composite(background: np.ndarray, objects: list[SceneObject], noise: np.ndarray) -> np.ndarray:
+  """Draws ``objects`` in order over ``background`` ([H, W, 3] static or [T, H, W, 3]), adds
+  ``noise`` [T, H, W, 3] and quantises: uint8 [T, H, W, 3]."""
+  n, res = noise.shape[:2]
   pad = res  # objects may leave the frame; windows are clipped to the padded canvas
   img = np.zeros((n, res + 2 * pad, res + 2 * pad, 3), _F32)
-  img[:, pad:pad + res, pad:pad + res] = scene.background
-  for obj in scene.objects:
+  img[:, pad:pad + res, pad:pad + res] = background
+  for obj in objects:
     _draw(img, obj, res, pad)
-  img = img[:, pad:pad + res, pad:pad + res] + scene.noise
+  img = img[:, pad:pad + res, pad:pad + res] + noise
   return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def render_scene(scene: Scene) -> np.ndarray:
+  """Renders a scene to uint8 [T, H, W, 3]."""
+  return composite(scene.background, scene.objects, scene.noise)
 
 
 def render_video(class_id: int, rng: np.random.Generator, resolution: int,
@@ -469,10 +487,28 @@ def example_rng(seed: int, split: str, index: int) -> np.random.Generator:
 # ----------------------------------------------------------------------------- TFDS builder
 
 
+@dataclasses.dataclass(frozen=True)
+class Difficulty:
+  """Knobs of the harder scenes (``vidrec/data/synthetic_hard.py``); ranges are (low, high),
+  sizes are fractions of the frame side, counts are inclusive ranges."""
+  actor_size: tuple[float, float] = (0.07, 0.11)       # actor radius
+  num_distractors: tuple[int, int] = (2, 4)            # objects doing other classes' motions
+  distractor_size: tuple[float, float] = (0.05, 0.10)
+  distractor_opacity: tuple[float, float] = (0.6, 0.9)  # the actor is opaque and outlined
+  num_clutter: tuple[int, int] = (4, 8)                # static objects on the background
+  num_occluders: tuple[int, int] = (1, 2)              # static opaque blocks drawn in front
+  occluder_size: tuple[float, float] = (0.08, 0.14)
+  texture_contrast: float = 0.12                       # amplitude of the background texture
+  pan: float = 0.3                                     # max camera travel over the video
+  zoom: float = 0.3                                    # max |log zoom| change over the video
+  shake: float = 0.012                                 # camera shake std per frame
+
+
 @dataclasses.dataclass(eq=False)
 class SyntheticActionsConfig(tfds.core.BuilderConfig):
-  """Resolution (square frames), video length range, split sizes, seed and optical flow (``flow``
-  algorithm, "" = none, and ``warped_flow``; ``vidrec.data.flow``)."""
+  """Resolution (square frames), video length range, split sizes, seed, optical flow (``flow``
+  algorithm, "" = none, and ``warped_flow``; ``vidrec.data.flow``) and ``hard``: None renders the
+  12-class scenes of this module, a ``Difficulty`` the 24-class scenes of ``synthetic_hard``."""
   resolution: int = 64
   min_frames: int = 20
   max_frames: int = 60
@@ -481,6 +517,7 @@ class SyntheticActionsConfig(tfds.core.BuilderConfig):
   seed: int = 0
   flow: str = ""
   warped_flow: bool = False
+  hard: Difficulty | None = None
 
 
 class SyntheticActions(tfds.core.GeneratorBasedBuilder):
@@ -498,13 +535,22 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
       SyntheticActionsConfig(name="flow", description="32px, 16-20 frames, 240/72 videos, TV-L1 flow and "
                              "warped flow (ATW's three streams on a CPU).", resolution=32, min_frames=16,
                              max_frames=20, num_train=240, num_test=72, seed=0, flow="tvl1", warped_flow=True),
+      SyntheticActionsConfig(name="hard", description="48px, 20-48 frames, 1680/480 videos, 24 "
+                             "classes, camera motion, small actor among "
+                             "distractors doing other classes' motions, occluders (synthetic_hard).",
+                             resolution=48, min_frames=20, max_frames=48, num_train=1680, num_test=480,
+                             seed=0, hard=Difficulty()),
+      SyntheticActionsConfig(name="hard_tiny", description="The hard scenes at 32px, 12-24 frames, "
+                             "48/24 videos (tests).", resolution=32, min_frames=12, max_frames=24,
+                             num_train=48, num_test=24, seed=0, hard=Difficulty()),
   ]
   DEFAULT_CONFIG_NAME = "default"
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         description=__doc__.split("\n\n")[0],
-        features=features_lib.video_features(CLASS_NAMES, features_lib.flow_streams(
+        features=features_lib.video_features(class_names(self.builder_config),
+                                             features_lib.flow_streams(
             self.builder_config.flow, self.builder_config.warped_flow)),
         supervised_keys=("video", "label"),
         metadata=(tfds.core.MetadataDict(flow=flow_lib.metadata(self.builder_config.flow,
@@ -522,8 +568,9 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     if not 1 <= cfg.min_frames <= cfg.max_frames:
       raise ValueError(f"bad frame range [{cfg.min_frames}, {cfg.max_frames}]")
-    if cfg.flow:   # TV-L1 dominates: one process per core, as the real datasets' preparation
-      flow_lib.require_cv2()
+    if cfg.flow or cfg.hard is not None:  # TV-L1 or the hard scenes dominate: one process per core
+      if cfg.flow:
+        flow_lib.require_cv2()
       make = functools.partial(generate_example, cfg, split)
       for i, example in ordered_parallel_map(make, range(num_videos), os.cpu_count() or 1, _died):
         yield f"{split}_{i:06d}", example
@@ -533,18 +580,38 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
 
   def flip_label_map(self) -> list[int]:
     """Entry c: the class of a horizontally flipped video of class c (left<->right swap)."""
-    return list(FLIP_LABEL_MAP)
+    return list(_classes(self.builder_config).FLIP_LABEL_MAP)
 
 
 def _died(index: int) -> dict:
-  raise RuntimeError(f"the flow extraction process died on video {index} (out of memory?)")
+  raise RuntimeError(f"the process rendering video {index} died (out of memory?)")
+
+
+def _classes(cfg: SyntheticActionsConfig):
+  """The module that defines ``cfg``'s classes and renderer: this one, or ``synthetic_hard``
+  (imported lazily: it builds on this module's primitives)."""
+  return importlib.import_module(__name__ if cfg.hard is None else "vidrec.data.synthetic_hard")
+
+
+def class_names(cfg: SyntheticActionsConfig) -> tuple[str, ...]:
+  """The class names of builder config ``cfg``."""
+  return _classes(cfg).CLASS_NAMES
+
+
+def render_class(cfg: SyntheticActionsConfig, class_id: int, rng: np.random.Generator,
+                 num_frames: int) -> np.ndarray:
+  """One random video of ``class_id`` as builder config ``cfg`` renders it (its resolution and
+  scenes): uint8 [num_frames, res, res, 3]."""
+  if cfg.hard is None:
+    return render_video(class_id, rng, cfg.resolution, num_frames)
+  return _classes(cfg).render_video(class_id, rng, cfg.resolution, num_frames, cfg.hard)
 
 
 def generate_example(cfg: SyntheticActionsConfig, split: str, index: int) -> dict:
-  """Example ``index`` of ``split`` as a ``make_example`` dict (balanced labels: index % 12)."""
+  """Example ``index`` of ``split`` as a ``make_example`` dict (balanced labels: index % classes)."""
   rng = example_rng(cfg.seed, split, index)
-  label = index % NUM_CLASSES
+  label = index % len(class_names(cfg))
   num_frames = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
-  video = render_video(label, rng, cfg.resolution, num_frames)
+  video = render_class(cfg, label, rng, num_frames)
   flow = flow_lib.extract(video, cfg.flow, cfg.warped_flow) if cfg.flow else None
   return features_lib.make_example(video, label, f"{split}_{index:06d}", FPS, flow)

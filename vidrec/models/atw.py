@@ -1,7 +1,7 @@
 """ATW: attention-based temporal weighted CNN over TSN segments (paper 002, Sec. 3; docs/models/atw.md).
 
 One stream (RGB, optical flow or warped flow; "each stream ... is trained independently"): a 2D
-ResNet-18/50 in torchvision layout (the blocks of ``vidrec.models.resnet2d``, parameters named like
+ResNet-18/50 in torchvision layout (``vidrec.models.resnet2d.resnet2d_trunk``, parameters named like
 ``ResNet2DFrame``: conv1, layer<s>_<i>, fc) shared over the T snippets of a video, giving per-snippet
 class scores a_i (Eq. 1), and a segmental consensus from ``vidrec.models.consensus.CONSENSUS`` (default
 ``attention``: Eq. 2-4) giving the video score A_att. The consensus sits before the softmax (Sec. 4).
@@ -16,7 +16,9 @@ Config (``config.model``, name ``"atw"``): ``depth`` (18 | 50), ``width`` (64), 
 training, for the ``one_over_n`` init and ``positional``), ``consensus`` (attention | avg | max |
 positional), ``attention_activation`` (relu | tanh | sigmoid | none), ``attention_init`` (gaussian | one |
 one_over_n), ``dropout`` before fc (TSN: 0.8 RGB, 0.7 flow), ``partial_bn`` (TSN: every BatchNorm but
-the first uses and keeps its running statistics in training), ``dtype``/``param_dtype``.
+the first uses and keeps its running statistics in training; its other half, frozen scale/offset, is
+``config.optimizer.frozen = PARTIAL_BN_FROZEN``, set with it by ``configs/recipes/atw.py``), ``remat``
+(recompute each block in the backward pass), ``dtype``/``param_dtype``.
 
 Cross-modality initialisation (TSN, "We employ cross modality pre-training [12]"): ImageNet weights go
 into every stream; a flow stream's first convolution gets ``cross_modality_kernel`` of the RGB kernel.
@@ -32,10 +34,13 @@ import numpy as np
 
 from vidrec.models import MODELS, dtype_of
 from vidrec.models.consensus import CONSENSUS
-from vidrec.models.layers import ConvBN, Dtype
-from vidrec.models.resnet2d import STAGE_BLOCKS, BasicBlock2D, Bottleneck2D
+from vidrec.models.layers import Dtype
+from vidrec.models.resnet2d import resnet2d_trunk
 
 FC_INIT_STD = 0.001   # TSN's classifier initialisation
+# Partial BN's optimizer half (``config.optimizer.frozen``): the scale/offset of every BatchNorm but
+# conv1's, i.e. those inside the stages ``layer<s>_<i>`` (tsn-pytorch get_optim_policies drops them).
+PARTIAL_BN_FROZEN = "layer*/bn/*"
 
 
 def cross_modality_kernel(rgb_kernel: np.ndarray, in_channels: int) -> np.ndarray:
@@ -60,6 +65,7 @@ class ATW(nn.Module):
   attention_init: str = "gaussian"
   dropout: float = 0.8
   partial_bn: bool = False
+  remat: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -69,18 +75,10 @@ class ATW(nn.Module):
     del labels
     if video.ndim != 5:
       raise ValueError(f"ATW expects video [B, T, H, W, C] (T snippets), got shape {video.shape}")
-    if self.depth not in STAGE_BLOCKS:
-      raise ValueError(f"config.model.depth={self.depth}: use one of {sorted(STAGE_BLOCKS)}")
     b, t = video.shape[:2]
     x = video.reshape((b * t,) + video.shape[2:]).astype(self.dtype)
-    x = ConvBN(self.width, (7, 7), (2, 2), dtype=self.dtype, param_dtype=self.param_dtype, name="conv1")(x, train)
-    x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
-    bn_train = train and not self.partial_bn   # partial BN: only conv1's BatchNorm normalises by the batch
-    block_cls = BasicBlock2D if self.depth < 50 else Bottleneck2D
-    for stage, num_blocks in enumerate(STAGE_BLOCKS[self.depth]):
-      for i in range(num_blocks):
-        x = block_cls(self.width * 2 ** stage, 2 if i == 0 and stage > 0 else 1,
-                      dtype=self.dtype, param_dtype=self.param_dtype, name=f"layer{stage + 1}_{i}")(x, bn_train)
+    x = resnet2d_trunk(x, depth=self.depth, width=self.width, train=train, bn_train=train and not self.partial_bn,
+                       remat=self.remat, dtype=self.dtype, param_dtype=self.param_dtype)
     x = nn.Dropout(self.dropout, deterministic=not train)(x.mean(axis=(1, 2)))
     a = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                  kernel_init=nn.initializers.normal(FC_INIT_STD), name="fc")(x)
@@ -97,5 +95,5 @@ def build(cfg: ml_collections.ConfigDict, num_classes: int) -> ATW:
              num_segments=cfg.get("num_segments", 8), consensus=cfg.get("consensus", "attention"),
              attention_activation=cfg.get("attention_activation", "relu"),
              attention_init=cfg.get("attention_init", "gaussian"), dropout=cfg.get("dropout", 0.8),
-             partial_bn=cfg.get("partial_bn", False), dtype=dtype_of(cfg.get("dtype", "float32")),
+             partial_bn=cfg.get("partial_bn", False), remat=cfg.get("remat", False), dtype=dtype_of(cfg.get("dtype", "float32")),
              param_dtype=dtype_of(cfg.get("param_dtype", "float32")))

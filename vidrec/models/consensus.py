@@ -42,45 +42,45 @@ def attention_init(name: str, num_segments: int) -> Callable:
   return inits[name]
 
 
-class Attention(nn.Module):
-  """Eq. 2-4 (content attention over snippets)."""
+class Consensus(nn.Module):
+  """Base of every consensus: a [B, T, C] -> (A [B, C], w [B, T]); the fields come from config.model."""
   num_segments: int
   activation: str = "relu"
   init_scheme: str = "gaussian"
 
+  def weighted(self, x: jnp.ndarray, equation: str, size: int) -> jnp.ndarray:
+    """The attention layer: act(einsum(equation, x, v) + b), v in R^size initialised by ``init_scheme``
+    (Table 2), b = 0 at init. Call from a compact ``__call__`` (parameters ``kernel``, ``bias``)."""
+    v = self.param("kernel", attention_init(self.init_scheme, self.num_segments), (size,), jnp.float32)
+    b = self.param("bias", nn.initializers.zeros, (), jnp.float32)
+    return ACTIVATIONS.get(self.activation)(jnp.einsum(equation, x, v) + b)
+
+
+class Attention(Consensus):
+  """Eq. 2-4 (content attention over snippets)."""
+
   @nn.compact
   def __call__(self, a: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    w_att = self.param("kernel", attention_init(self.init_scheme, self.num_segments), (a.shape[-1],), jnp.float32)
-    b = self.param("bias", nn.initializers.zeros, (), jnp.float32)
-    e = ACTIVATIONS.get(self.activation)(a @ w_att + b)       # Eq. 2 (+ the rectifier of Sec. 3.2)
+    e = self.weighted(a, "btc,c->bt", a.shape[-1])           # Eq. 2 (+ the rectifier of Sec. 3.2)
     w = jax.nn.softmax(e, axis=1)                             # Eq. 3
     return jnp.einsum("bt,btc->bc", w, a), w                  # Eq. 4
 
 
-class Average(nn.Module):
-  num_segments: int
-  activation: str = "relu"
-  init_scheme: str = "gaussian"
+class Average(Consensus):
 
   def __call__(self, a: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     return a.mean(axis=1), jnp.full(a.shape[:2], 1.0 / a.shape[1], a.dtype)
 
 
-class Max(nn.Module):
-  num_segments: int
-  activation: str = "relu"
-  init_scheme: str = "gaussian"
+class Max(Consensus):
 
   def __call__(self, a: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     winners = jax.nn.one_hot(a.argmax(axis=1), a.shape[1], axis=1, dtype=a.dtype)   # [B, T, C]
     return a.max(axis=1), winners.mean(axis=2)
 
 
-class Positional(nn.Module):
+class Positional(Consensus):
   """The positional reading (v in R^N over N groups of snippets, activation on the weighted sum)."""
-  num_segments: int
-  activation: str = "relu"
-  init_scheme: str = "gaussian"
 
   @nn.compact
   def __call__(self, a: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -88,14 +88,12 @@ class Positional(nn.Module):
     if t % n:
       raise ValueError(f"positional consensus over {t} snippets needs a multiple of model.num_segments={n}: "
                        f"set input.num_test_segments to a multiple of {n}.")
-    v = self.param("kernel", attention_init(self.init_scheme, n), (n,), jnp.float32)
-    b = self.param("bias", nn.initializers.zeros, (), jnp.float32)
-    groups = a.reshape(bsz, n, t // n, c).mean(axis=2)
-    score = ACTIVATIONS.get(self.activation)(jnp.einsum("n,bnc->bc", v, groups) + b)
+    score = self.weighted(a.reshape(bsz, n, t // n, c).mean(axis=2), "bnc,n->bc", n)
+    v = self.get_variable("params", "kernel")
     return score, jnp.broadcast_to(jnp.repeat(v, t // n) / (t // n), (bsz, t))
 
 
-CONSENSUS: Registry[type[nn.Module]] = Registry("model.consensus")
+CONSENSUS: Registry[type[Consensus]] = Registry("model.consensus")
 CONSENSUS.add("attention", Attention)
 CONSENSUS.add("avg", Average)
 CONSENSUS.add("max", Max)

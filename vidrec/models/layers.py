@@ -157,7 +157,10 @@ class ResBlock3D(nn.Module):
 
   ``H'`` is a 1x1x1 strided ConvBN projection when the shape changes (the RCB of Eq. 15) and the
   identity otherwise (the RIB of Eq. 16). RCB2a keeps 64 channels at stride 1, so it has an identity
-  shortcut, as in the ResNet3D-18 the paper builds on (torchvision's r3d_18 layout).
+  shortcut, as in the ResNet3D-18 the paper builds on (torchvision's r3d_18 layout). With
+  ``conv_shortcut`` (SGN's Eq. 15 as printed: every RCB has a convolutional H', and "all other 3D
+  convolution kernels are 3x3x3", Sec. IV-B) ``H'`` is a ConvBN with the block's own ``kernel`` and
+  stride, whatever the shapes.
 
   ``kernel`` is 3x3x3 (r3d) or 1x3x3 (MC3's 2D stages); ``factorized`` turns both convolutions into
   (2+1)D pairs with ``r2plus1d_mid_features(C_in, features)`` mid channels (torchvision's BasicBlock
@@ -167,6 +170,7 @@ class ResBlock3D(nn.Module):
   strides: Sequence[int] = (1, 1, 1)
   kernel: Sequence[int] = (3, 3, 3)
   factorized: bool = False
+  conv_shortcut: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -177,7 +181,9 @@ class ResBlock3D(nn.Module):
     h = unit(self.features, self.kernel, self.strides, name="conv_a")(x, train)
     h = unit(self.features, self.kernel, relu=False, name="conv_b")(h, train)
     shortcut = x
-    if x.shape[-1] != self.features or any(s != 1 for s in self.strides):
+    if self.conv_shortcut:
+      shortcut = unit(self.features, self.kernel, self.strides, relu=False, name="proj")(x, train)
+    elif x.shape[-1] != self.features or any(s != 1 for s in self.strides):
       shortcut = unit(self.features, (1, 1, 1), self.strides, relu=False, mid_features=None,
                       name="proj")(x, train)
     return nn.relu(h + shortcut)

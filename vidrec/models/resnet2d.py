@@ -75,6 +75,29 @@ class Bottleneck2D(nn.Module):
     return nn.relu(h + shortcut)
 
 
+def resnet2d_trunk(x: jnp.ndarray, *, depth: int, width: int, train: bool, bn_train: bool | None = None,
+                   zero_init_residual: bool = False, remat: bool = False, dtype: Dtype = jnp.float32,
+                   param_dtype: Dtype = jnp.float32) -> jnp.ndarray:
+  """conv1 7x7/2 - BN - ReLU - maxpool 3x3/2 - the 4 stages, images [N, H, W, C] -> [N, h, w, D].
+
+  Call it inside a compact ``__call__``: its layers become the caller's submodules ``conv1`` and
+  ``layer<s>_<i>`` (the torchvision names ``vidrec.convert`` maps). ``bn_train`` (default ``train``) is
+  the BatchNorm mode of every stage: False with ``train`` True is TSN's partial BN (only conv1's
+  BatchNorm normalises by the batch). ``remat`` recomputes each block in the backward pass.
+  """
+  if depth not in STAGE_BLOCKS:
+    raise UserError(f"config.model.depth={depth}: use one of {sorted(STAGE_BLOCKS)}")
+  bn_train = train if bn_train is None else bn_train
+  x = ConvBN(width, (7, 7), (2, 2), dtype=dtype, param_dtype=param_dtype, name="conv1")(x, train)
+  x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+  block_cls = remat_block(BasicBlock2D if depth < 50 else Bottleneck2D, remat)
+  for stage, num_blocks in enumerate(STAGE_BLOCKS[depth]):
+    for i in range(num_blocks):
+      x = block_cls(width * 2 ** stage, 2 if i == 0 and stage > 0 else 1, zero_init_residual,
+                    dtype=dtype, param_dtype=param_dtype, name=f"layer{stage + 1}_{i}")(x, bn_train)
+  return x
+
+
 class ResNet2DFrame(nn.Module):
   """Channels-last 2D ResNet applied to each frame of [N, T, H, W, C]; logits/embedding averaged over T."""
   num_classes: int
@@ -92,17 +115,11 @@ class ResNet2DFrame(nn.Module):
     del labels
     if video.ndim != 5:
       raise ValueError(f"ResNet2DFrame expects video [N, T, H, W, C], got shape {video.shape}")
-    if self.depth not in STAGE_BLOCKS:
-      raise UserError(f"config.model.depth={self.depth}: use one of {sorted(STAGE_BLOCKS)}")
     n, t = video.shape[:2]
     x = video.reshape((n * t,) + video.shape[2:]).astype(self.dtype)
-    x = ConvBN(self.width, (7, 7), (2, 2), dtype=self.dtype, param_dtype=self.param_dtype, name="conv1")(x, train)
-    x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
-    block_cls = remat_block(BasicBlock2D if self.depth < 50 else Bottleneck2D, self.remat)
-    for stage, num_blocks in enumerate(STAGE_BLOCKS[self.depth]):
-      for i in range(num_blocks):
-        x = block_cls(self.width * 2 ** stage, 2 if i == 0 and stage > 0 else 1, self.zero_init_residual,
-                      dtype=self.dtype, param_dtype=self.param_dtype, name=f"layer{stage + 1}_{i}")(x, train)
+    x = resnet2d_trunk(x, depth=self.depth, width=self.width, train=train,
+                       zero_init_residual=self.zero_init_residual, remat=self.remat, dtype=self.dtype,
+                       param_dtype=self.param_dtype)
     embedding = x.mean(axis=(1, 2))
     embedding = nn.Dropout(self.dropout, deterministic=not train)(embedding)
     logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype, name="fc")(embedding)

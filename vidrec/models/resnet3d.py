@@ -16,6 +16,12 @@ BN + ReLU between; torchvision's r2plus1d_18: 31,505,325 parameters at width 64 
 ``mc3`` (3D convolutions in the stem and stage 2, 1x3x3 convolutions and spatial-only strides 1x2x2
 in stages 3-5; torchvision's mc3_18: 11,695,440 parameters).
 
+``rcb`` picks the shortcut H' of the convolution blocks (RCB2a, 3a, 4a, 5a): ``"torchvision"`` (default,
+weight-compatible with torchvision: a 1x1x1 projection where the shape changes, the identity at RCB2a)
+or ``"eq15"`` (SGN Eq. 15 as printed: every RCB, RCB2a included, has a convolutional H' with the
+block's kernel, 3x3x3 for ``r3d``, since "all other 3D convolution kernels are 3x3x3", Sec. IV-B;
+r3d at width 64 / 400 classes: 37,955,024 parameters).
+
 Subclasses (SGN) change individual blocks by overriding :meth:`ResNet3D.block_output` (which may also
 store extra per-call entries in ``features``) and add outputs by overriding :meth:`ResNet3D.extra_outputs`.
 """
@@ -53,6 +59,11 @@ BLOCKS.add("r3d", BlockKind())
 BLOCKS.add("r2plus1d", BlockKind(stem_mid=45, factorized=True))
 BLOCKS.add("mc3", BlockKind(temporal_stages=1))
 
+# model.rcb: does every convolution block get a convolutional shortcut H' (Eq. 15) of its own kernel?
+RCB_SHORTCUTS: Registry[bool] = Registry("model.rcb")
+RCB_SHORTCUTS.add("torchvision", False)
+RCB_SHORTCUTS.add("eq15", True)
+
 
 def block_names(num_stages: int = 4, blocks_per_stage: int = 2) -> list[str]:
   """Block names in order: ['2a', '2b', '3a', ...]; the first of a stage is the RCB, the rest RIBs."""
@@ -75,6 +86,7 @@ class ResNet3D(nn.Module):
   num_stages: int = 4
   blocks_per_stage: int = 2
   block: str = "r3d"
+  rcb: str = "torchvision"
   dropout: float = 0.0
   remat: bool = False
   dtype: Dtype = jnp.float32
@@ -98,6 +110,7 @@ class ResNet3D(nn.Module):
     if video.ndim != 5:
       raise ValueError(f"ResNet3D expects video [N, T, H, W, C], got shape {video.shape}")
     kind = BLOCKS.get(self.block)
+    conv_shortcut = RCB_SHORTCUTS.get(self.rcb)
     x = video.astype(self.dtype)
     stem_mid = max(1, kind.stem_mid * self.width // 64) if kind.stem_mid else None
     x = ConvBN(self.width, (3, 7, 7), (1, 2, 2), mid_features=stem_mid, dtype=self.dtype,
@@ -108,7 +121,7 @@ class ResNet3D(nn.Module):
       block = remat_block(ResBlock3D, self.remat)(
           self.width * 2 ** (stage - 2), block_strides(name, self.block),
           kernel=(3, 3, 3) if kind.stage_is_3d(stage) else (1, 3, 3), factorized=kind.factorized,
-          dtype=self.dtype, param_dtype=self.param_dtype, name=f"{'rcb' if first else 'rib'}{name}")
+          conv_shortcut=first and conv_shortcut, dtype=self.dtype, param_dtype=self.param_dtype, name=f"{'rcb' if first else 'rib'}{name}")
       x = self.block_output(name, block, x, features, train)
       features[name] = x
     embedding = x.mean(axis=(1, 2, 3))
@@ -122,6 +135,7 @@ def resnet3d_kwargs(cfg: ml_collections.ConfigDict) -> dict:
   """The ResNet3D fields read from ``config.model`` (shared with models built on ResNet3D)."""
   return dict(width=cfg.get("width", 64), num_stages=cfg.get("num_stages", 4),
               blocks_per_stage=cfg.get("blocks_per_stage", 2), block=cfg.get("block", "r3d"),
+              rcb=cfg.get("rcb", "torchvision"),
               dropout=cfg.get("dropout", 0.0), remat=cfg.get("remat", False),
               dtype=dtype_of(cfg.get("dtype", "float32")),
               param_dtype=dtype_of(cfg.get("param_dtype", "float32")))
@@ -130,5 +144,6 @@ def resnet3d_kwargs(cfg: ml_collections.ConfigDict) -> dict:
 @MODELS.register("resnet3d")
 def build(cfg: ml_collections.ConfigDict, num_classes: int) -> ResNet3D:
   kwargs = resnet3d_kwargs(cfg)
-  BLOCKS.get(kwargs["block"])  # an unknown block name fails at build time
+  BLOCKS.get(kwargs["block"])  # an unknown block or rcb name fails at build time
+  RCB_SHORTCUTS.get(kwargs["rcb"])
   return ResNet3D(num_classes=num_classes, **kwargs)

@@ -15,9 +15,17 @@ hidden width of SGM-M (and L, R, P of SGM-G) is the block's output width.
 
 Readings the paper leaves open (see docs/models/sgn.md):
 
-- softmax axis: ``softmax_axis="channel"`` (default; Caffe's Softmax default axis, the authors' model was
-  Caffe) normalises over channels at each (t, h, w); ``"spacetime"`` over all (t, h, w) per channel.
-- ``gate="sigmoid"`` replaces the final softmax by an element-wise sigmoid (the authors' ODAR challenge model).
+- softmax axis: ``softmax_axis="channel"`` (default; what Caffe's Softmax layer does by default, and the
+  ResNet3D the paper builds on is Caffe's, footnote 1) normalises over channels at each (t, h, w);
+  ``"spacetime"`` over all (t, h, w) per channel.
+- gate scale (``GATES``): ``gate="mean_one_softmax"`` (default) is K times the softmax over its K entries
+  (mean 1 instead of Eq. 9-13's 1/K, which scales a gated block's output, identity shortcut included,
+  by ~1/K: at RIB5b, where no BatchNorm follows, that shrinks every gradient by ~alpha^2 and the block
+  does not train); ``"softmax"`` is the equations as printed; ``"sigmoid"`` an element-wise sigmoid (not
+  in the paper). ``sgm_init="zero"`` (default) zero-initialises the convolutions that produce the
+  gate's pre-activation, so alpha == 1 and every SGB starts as its RCB/RIB (the paper fine-tunes a
+  Sports-1M ResNet3D, Sec. IV-B); ``"lecun"`` initialises them like the rest. Sentences and
+  measurements: docs/models/sgn.md, reading 4.
 - ResNet3D's block returns ReLU(H + H'); since alpha > 0 (softmax and sigmoid are positive),
   ReLU(y) . alpha = ReLU(y . alpha), so gating the block's output is exactly Eq. 17 followed by the
   block's usual post-addition ReLU.
@@ -31,24 +39,25 @@ Readings the paper leaves open (see docs/models/sgn.md):
   subsampled by the stride (``x[:, ::s_t, ::s_h, ::s_w]``), its channels are repeated to the destination
   width (nearest neighbour along channels: destination channel c reads source channel c * C_src // C_dst),
   and the result goes through the same gate (softmax over ``softmax_axis`` or sigmoid).
-- ``alpha_rescale`` (default False): multiplies a softmax alpha by the number of entries it is normalised
-  over (mean 1 instead of 1/K) before gating; not in the paper, an option for training stability. The
-  returned alpha maps are always the unscaled ones.
+- ``rcb`` (a ResNet3D key): ``"eq15"`` gives every RCB a 3x3x3 convolutional shortcut H' (Eq. 15);
+  the default ``"torchvision"`` keeps r3d_18's layout (identity at RCB2a) for weight compatibility.
 
-Outputs: ``{"logits", "embedding", "alpha/<block>": f32[N, T', H', W', C'] for each gated block}``.
+Outputs: ``{"logits", "embedding", "alpha/<block>": f32[N, T', H', W', C'] for each gated block}`` (the
+gate as applied).
 
 Config (``config.model``, name ``"sgn"``; all ResNet3D keys too): ``sgm`` ("S" | "M" | "G", default
 "M"), ``sgm_blocks`` (block names such as "2a".."5b" or "all_rcb" / "all_rib" / "all"; a list or a
 comma-separated string; default ["3b"]), ``cross_layer`` (dict dest -> source, or "3b:2b,4b:3b"; default
 none), ``cross_layer_mode`` ("learned" | "direct"), ``cross_layer_resample`` ("strided" | "avgpool"),
-``softmax_axis`` ("channel" | "spacetime"), ``gate`` ("softmax" | "sigmoid"), ``alpha_rescale`` (bool).
+``softmax_axis`` ("channel" | "spacetime"), ``gate`` ("mean_one_softmax" | "softmax" | "sigmoid"),
+``sgm_init`` ("zero" | "lecun").
 
 "SGN + Frame" (Tables V-VII) is a late fusion of evaluated models: ``vidrec.tools.fuse``.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -61,13 +70,37 @@ from vidrec.errors import UserError
 from vidrec.models import MODELS
 from vidrec.models import resnet2d as _resnet2d  # noqa: F401  registers "resnet2d_frame" (SGN + Frame)
 from vidrec.models.layers import Dtype, ResBlock3D
-from vidrec.models.resnet3d import BLOCKS, ResNet3D, block_names, block_strides, resnet3d_kwargs
+from vidrec.models.resnet3d import BLOCKS, RCB_SHORTCUTS, ResNet3D, block_names, block_strides, resnet3d_kwargs
+from vidrec.registry import Registry
 
 SGM_KINDS = ("S", "M", "G")
-SOFTMAX_AXES = ("channel", "spacetime")
-GATES = ("softmax", "sigmoid")
+SOFTMAX_AXES = {"channel": (-1,), "spacetime": (1, 2, 3)}
+SGM_INITS = ("zero", "lecun")
 CROSS_LAYER_MODES = ("learned", "direct")
 CROSS_LAYER_RESAMPLES = ("strided", "avgpool")
+
+# The SGM's last nonlinearity: ``gate(z, axes) -> alpha`` on pre-activations z [N, T, H, W, C] (float32);
+# ``axes`` are the softmax axes (``SOFTMAX_AXES[softmax_axis]``).
+GATES: Registry[Callable[[jnp.ndarray, tuple[int, ...]], jnp.ndarray]] = Registry("model.gate")
+
+
+@GATES.register("mean_one_softmax")
+def _mean_one_softmax(z: jnp.ndarray, axes: tuple[int, ...]) -> jnp.ndarray:
+  """K * softmax over ``axes`` (K entries): the softmax of Eq. 9-13 with mean 1 instead of 1/K."""
+  return float(np.prod([z.shape[a] for a in axes])) * jax.nn.softmax(z, axis=axes)
+
+
+@GATES.register("softmax")
+def _softmax(z: jnp.ndarray, axes: tuple[int, ...]) -> jnp.ndarray:
+  """Eq. 9-13 literally: sums to 1 over ``axes`` (mean 1/K)."""
+  return jax.nn.softmax(z, axis=axes)
+
+
+@GATES.register("sigmoid")
+def _sigmoid(z: jnp.ndarray, axes: tuple[int, ...]) -> jnp.ndarray:
+  """Element-wise sigmoid (not in the paper; Sec. IV-J contrasts SENet's sigmoid with SGN's softmax)."""
+  del axes
+  return jax.nn.sigmoid(z)
 
 
 def _check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
@@ -75,45 +108,43 @@ def _check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
     raise UserError(f"config.model.{key}={value!r}: use one of {list(choices)}")
 
 
-def apply_gate(z: jnp.ndarray, gate: str = "softmax", softmax_axis: str = "channel") -> jnp.ndarray:
-  """The SGM's last nonlinearity on pre-activations ``z`` [N, T, H, W, C], computed in float32.
-
-  softmax over channels (``"channel"``) or over (T, H, W) per channel (``"spacetime"``), or sigmoid.
-  """
-  _check_choice("gate", gate, GATES)
+def apply_gate(z: jnp.ndarray, gate: str = "mean_one_softmax", softmax_axis: str = "channel") -> jnp.ndarray:
+  """alpha from the SGM pre-activations ``z`` [N, T, H, W, C], computed in float32 (``GATES``)."""
   _check_choice("softmax_axis", softmax_axis, SOFTMAX_AXES)
-  z = z.astype(jnp.float32)
-  if gate == "sigmoid":
-    return jax.nn.sigmoid(z)
-  return jax.nn.softmax(z, axis=-1 if softmax_axis == "channel" else (1, 2, 3))
+  return GATES.get(gate)(z.astype(jnp.float32), SOFTMAX_AXES[softmax_axis])
 
 
 class SGM(nn.Module):
   """Semantic Guided Module (Eq. 9-13): ``F`` [N, T, H, W, C_in] -> pre-gate ``z`` [N, T', H', W', features].
 
   Returns the pre-activation of the final gate (``apply_gate`` turns it into alpha), so the gate choice
-  stays in one place. The convolutions reading ``F`` use ``strides`` and padding 1.
+  stays in one place. The convolutions reading ``F`` use ``strides`` and padding 1. ``gate_init="zero"``
+  zero-initialises the convolutions that produce ``z`` (S: W_s; M: W_m; G: W_L and W_R), so ``z == 0``
+  and alpha is uniform at initialisation; ``"lecun"`` gives them flax's default LeCun-normal init.
   """
   kind: str
   features: int
   strides: Sequence[int] = (1, 1, 1)
+  gate_init: str = "zero"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, f: jnp.ndarray) -> jnp.ndarray:
     _check_choice("sgm", self.kind, SGM_KINDS)
+    _check_choice("sgm_init", self.gate_init, SGM_INITS)
     conv = functools.partial(nn.Conv, self.features, (3, 3, 3), padding=((1, 1),) * 3, use_bias=True,
                              dtype=self.dtype, param_dtype=self.param_dtype)
+    last = functools.partial(conv, kernel_init=nn.initializers.zeros) if self.gate_init == "zero" else conv
     strides = tuple(self.strides)
     if self.kind == "S":  # Eq. 9
-      return conv(strides=strides, name="conv_s")(f)
+      return last(strides=strides, name="conv_s")(f)
     if self.kind == "M":  # Eq. 10
       h = jnp.tanh(conv(strides=strides, name="conv_s")(f))
-      return conv(name="conv_m")(h)
+      return last(name="conv_m")(h)
     # SGM-G, Eq. 11-13.
-    left = jnp.tanh(conv(strides=strides, name="conv_l")(f))
-    right = jnp.tanh(conv(strides=strides, name="conv_r")(f))
+    left = jnp.tanh(last(strides=strides, name="conv_l")(f))
+    right = jnp.tanh(last(strides=strides, name="conv_r")(f))
     p = jax.nn.sigmoid(conv(strides=strides, name="conv_g")(f))
     return p * left + (1.0 - p) * right
 
@@ -176,8 +207,8 @@ class SGN(ResNet3D):
   cross_layer_mode: str = "learned"
   cross_layer_resample: str = "strided"
   softmax_axis: str = "channel"
-  gate: str = "softmax"
-  alpha_rescale: bool = False
+  gate: str = "mean_one_softmax"
+  sgm_init: str = "zero"
 
   def gated_blocks(self) -> tuple[str, ...]:
     """All SGB block names, in network order (validates the configuration)."""
@@ -186,7 +217,8 @@ class SGN(ResNet3D):
     _check_choice("cross_layer_mode", self.cross_layer_mode, CROSS_LAYER_MODES)
     _check_choice("cross_layer_resample", self.cross_layer_resample, CROSS_LAYER_RESAMPLES)
     _check_choice("softmax_axis", self.softmax_axis, SOFTMAX_AXES)
-    _check_choice("gate", self.gate, GATES)
+    _check_choice("sgm_init", self.sgm_init, SGM_INITS)
+    GATES.get(self.gate)
     blocks = set(expand_blocks(self.sgm_blocks, names))
     for dest, source in self.cross_layer:
       if dest not in names:
@@ -215,14 +247,12 @@ class SGN(ResNet3D):
       if source is not None and self.cross_layer_resample == "avgpool" and strides != (1, 1, 1):
         f = nn.avg_pool(f, strides, strides, padding="SAME", count_include_pad=False)
         strides = (1, 1, 1)
-      z = SGM(self.sgm, y.shape[-1], strides, dtype=self.dtype, param_dtype=self.param_dtype,
+      z = SGM(self.sgm, y.shape[-1], strides, self.sgm_init, dtype=self.dtype, param_dtype=self.param_dtype,
               name=f"sgm{name}")(f)
     if z.shape != y.shape:
       raise ValueError(f"SGM alpha for block {name} has shape {z.shape}, block output {y.shape}")
     alpha = apply_gate(z, self.gate, self.softmax_axis)
     features[f"alpha/{name}"] = alpha
-    if self.alpha_rescale and self.gate == "softmax":  # mean 1 over the softmax axis instead of 1/K
-      alpha = alpha * float(y.shape[-1] if self.softmax_axis == "channel" else np.prod(y.shape[1:4]))
     return y * alpha.astype(y.dtype)
 
   def extra_outputs(self, features: dict[str, jnp.ndarray]) -> dict[str, jnp.ndarray]:
@@ -238,13 +268,14 @@ def sgn_kwargs(cfg: ml_collections.ConfigDict) -> dict:
               cross_layer=parse_cross_layer(cfg.get("cross_layer", None)),
               cross_layer_mode=cfg.get("cross_layer_mode", "learned"),
               cross_layer_resample=cfg.get("cross_layer_resample", "strided"),
-              softmax_axis=cfg.get("softmax_axis", "channel"), gate=cfg.get("gate", "softmax"),
-              alpha_rescale=bool(cfg.get("alpha_rescale", False)))
+              softmax_axis=cfg.get("softmax_axis", "channel"), gate=cfg.get("gate", "mean_one_softmax"),
+              sgm_init=cfg.get("sgm_init", "zero"))
 
 
 @MODELS.register("sgn")
 def build(cfg: ml_collections.ConfigDict, num_classes: int) -> SGN:
   BLOCKS.get(cfg.get("block", "r3d"))
+  RCB_SHORTCUTS.get(cfg.get("rcb", "torchvision"))
   model = SGN(num_classes=num_classes, **resnet3d_kwargs(cfg), **sgn_kwargs(cfg))
   model.gated_blocks()  # fail at build time on a bad configuration
   return model

@@ -11,6 +11,7 @@ so an interrupted ablation continues); the table (markdown) is printed and writt
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import os
 import re
@@ -22,7 +23,7 @@ import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
-from vidrec import fs
+from vidrec import cli, fs
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Base config of every arm.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the runs.")
@@ -45,14 +46,16 @@ def parse_arm(spec: str) -> tuple[str, dict[str, object]]:
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, object]) -> ml_collections.ConfigDict:
-  config = config.copy_and_resolve_references()
+  """A copy of ``config`` with ``overrides``, set before references are resolved (so a field derived
+  from an overridden one, e.g. joint_lstm's ``optimizer.frozen`` from ``model.finetune_vgg``, follows)."""
+  config = copy.deepcopy(config)
   for key, value in overrides.items():
     *path, leaf = key.split(".")
     node = config
     for p in path:
       node = node[p]
     node[leaf] = value
-  return config
+  return config.copy_and_resolve_references()
 
 
 def _lookup(report: dict, key: str) -> float:

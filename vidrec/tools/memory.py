@@ -34,12 +34,14 @@ from jax.sharding import Mesh  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from vidrec import cli, losses, optim, parallel, trainer  # noqa: E402
-from vidrec.data import synthetic  # noqa: E402
+from vidrec.data import synthetic, synthetic_hard  # noqa: E402
 from vidrec.models import build_model  # noqa: E402
 
 # Class counts of the paper datasets (their builders read them from the data, which need not be here).
 NUM_CLASSES = {"ucf101": 101, "hmdb51": 51, "ssv2": 174, "penn_action": 15,
-               "synthetic_actions": synthetic.NUM_CLASSES}
+               "synthetic_actions": synthetic.NUM_CLASSES,
+               "synthetic_actions/hard": synthetic_hard.NUM_CLASSES,
+               "synthetic_actions/hard_tiny": synthetic_hard.NUM_CLASSES}
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/u2s_sthv2.py.")
@@ -63,7 +65,8 @@ def variant_config(config: ml_collections.ConfigDict, variant: str) -> ml_collec
 def num_classes_of(config: ml_collections.ConfigDict) -> int:
   if _NUM_CLASSES.value:
     return _NUM_CLASSES.value
-  name = config.dataset.name.split("/")[0]
+  name = config.dataset.name
+  name = name if name in NUM_CLASSES else name.split("/")[0]  # a builder config, or the dataset
   if name not in NUM_CLASSES:
     raise ValueError(f"No class count known for dataset {name!r}: pass --num_classes.")
   return NUM_CLASSES[name]

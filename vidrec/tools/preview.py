@@ -1,14 +1,17 @@
 """Preview the ``synthetic_actions`` classes: a PNG frame grid and an animated GIF per class.
 
-    python -m vidrec.tools.preview --out /tmp/preview [--per_class 3] [--resolution 64] [--seed 0]
+    python -m vidrec.tools.preview --out /tmp/preview [--config hard] [--per_class 3] [--seed 0]
 
-Renders with ``render_video`` directly (no dataset build). Per class ``c`` it writes
-``class_<c>.png`` (rows = videos, columns = evenly spaced frames, titled with the class
-name) and ``class_<c>.gif`` (the videos side by side, looping).
+Renders with ``synthetic.render_class`` directly (no dataset build), as builder config ``--config``
+does (``default``, ``hard``, ...: its scenes, resolution and video lengths unless
+``--resolution`` / ``--min_frames`` / ``--max_frames`` are given). Per class ``c`` it writes
+``class_<c>.png`` (a contact sheet: rows = videos, columns = evenly spaced frames, titled with the
+class name) and ``class_<c>.gif`` (the videos side by side, looping).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import zlib
@@ -18,18 +21,27 @@ import numpy as np
 
 from vidrec import cli
 from vidrec.data import synthetic
+from vidrec.errors import UserError
 from vidrec.tools import plotting
 
 
-def sample_videos(class_id: int, per_class: int, resolution: int, seed: int,
-                  min_frames: int = 20, max_frames: int = 60) -> list[np.ndarray]:
-  """``per_class`` videos of ``class_id`` (deterministic for ``seed``)."""
+def builder_config(name: str, **overrides) -> synthetic.SyntheticActionsConfig:
+  """The ``synthetic_actions`` builder config ``name`` with the non-None ``overrides`` applied."""
+  configs = {c.name: c for c in synthetic.SyntheticActions.BUILDER_CONFIGS}
+  if name not in configs:
+    raise UserError(f"--config {name!r}: use one of {sorted(configs)}")
+  return dataclasses.replace(configs[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def sample_videos(class_id: int, per_class: int, cfg: synthetic.SyntheticActionsConfig,
+                  seed: int) -> list[np.ndarray]:
+  """``per_class`` videos of ``class_id`` as ``cfg`` renders them (deterministic for ``seed``)."""
   videos = []
   for i in range(per_class):
     rng = np.random.default_rng(np.random.SeedSequence(
         [seed, zlib.crc32(b"preview"), class_id, i]))
-    num_frames = int(rng.integers(min_frames, max_frames + 1))
-    videos.append(synthetic.render_video(class_id, rng, resolution, num_frames))
+    num_frames = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
+    videos.append(synthetic.render_class(cfg, class_id, rng, num_frames))
   return videos
 
 
@@ -78,17 +90,20 @@ def save_gif(videos: Sequence[np.ndarray], path: str, scale: int = 3, fps: float
 def main(argv: Sequence[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--out", required=True, help="output directory")
+  parser.add_argument("--config", default="default",
+                      help="synthetic_actions builder config (default, hard, ...)")
   parser.add_argument("--per_class", type=int, default=3, help="videos per class")
-  parser.add_argument("--resolution", type=int, default=64)
+  parser.add_argument("--resolution", type=int, default=None, help="default: the config's")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--min_frames", type=int, default=20)
-  parser.add_argument("--max_frames", type=int, default=60)
+  parser.add_argument("--min_frames", type=int, default=None, help="default: the config's")
+  parser.add_argument("--max_frames", type=int, default=None, help="default: the config's")
   parser.add_argument("--columns", type=int, default=8, help="frames per grid row")
   args = parser.parse_args(argv)
+  cfg = builder_config(args.config, resolution=args.resolution, min_frames=args.min_frames,
+                       max_frames=args.max_frames)
   os.makedirs(args.out, exist_ok=True)
-  for c, name in enumerate(synthetic.CLASS_NAMES):
-    videos = sample_videos(c, args.per_class, args.resolution, args.seed,
-                           args.min_frames, args.max_frames)
+  for c, name in enumerate(synthetic.class_names(cfg)):
+    videos = sample_videos(c, args.per_class, cfg, args.seed)
     save_grid(videos, f"{c}: {name}", os.path.join(args.out, f"class_{c:02d}.png"),
               args.columns)
     save_gif(videos, os.path.join(args.out, f"class_{c:02d}.gif"))

@@ -1,13 +1,17 @@
 """Rendering SGN's semantic-guidance maps alpha over the input frames (paper 000, Sec. IV-G, Fig. 8).
 
 Grid: the first row shows the frames, then one row per SGB (network order: RCB2a, RIB2b, ...), one column
-per frame. Each alpha [T', H', W', C] is summarised per position over channels (``reduce="max"`` by
-default: with the channel softmax the channel *mean* is the constant 1/C, so only the max (or another
-non-mean statistic) is informative; ``"mean"`` suits the spacetime softmax and the sigmoid gate),
-min-max normalised over the whole clip for that block (so frames of one row are comparable; a map that
-is constant over the clip, e.g. a 1x1x1 RIB5b map on a tiny input, renders as uniform 0), resized
-to the frame (nearest in time: frame t reads alpha index t * T' // T; bilinear in space, as the paper
-"resized to the same size") and overlaid on the frame with a colour map.
+per frame. What is drawn is the gain the gate applies, relative to a uniform gate: alpha [T', H', W', C]
+divided by its mean over the gate's softmax axis (``softmax_axis``: over channels at each position, or
+over all positions per channel), so 1 means "the block passes as its ResNet3D block" whatever the gate's
+normalisation (the default ``mean_one_softmax`` has that mean 1 already, Eq. 9-13's softmax 1/K). It is
+summarised per position over channels (``reduce="max"``, the largest gain there: under the channel
+softmax the channel mean of the relative gain is 1 everywhere, only its peak varies; ``"mean"`` for the
+spacetime softmax or the sigmoid), drawn as log2(gain) on a diverging colour map centred on 0 (gain 1)
+and symmetric over the clip for that block (so frames of one row are comparable and a gate that is
+still uniform, as at initialisation, renders neutral instead of stretched noise), resized to the frame
+(nearest in time: frame t reads alpha index t * T' // T; bilinear in space, as the paper "resized to
+the same size") and overlaid on the frame.
 
 Library use::
 
@@ -29,6 +33,7 @@ from vidrec.errors import UserError
 from vidrec.tools import plotting
 
 REDUCTIONS = ("max", "mean")
+SOFTMAX_AXES = {"channel": (-1,), "spacetime": (0, 1, 2)}   # axes of one example's alpha [T', H', W', C]
 
 
 def _block_key(name: str) -> str:
@@ -47,8 +52,17 @@ def alphas_from_outputs(outputs: Mapping[str, Any], index: int = 0) -> dict[str,
           for k, v in outputs.items() if k.startswith("alpha/")}
 
 
-def summarize_alpha(alpha: np.ndarray, reduce: str = "max") -> np.ndarray:
-  """alpha [T', H', W', C] (or [T', H', W'], or with a leading batch of 1) -> [T', H', W'] per-position map."""
+def relative_gain(alpha: np.ndarray, softmax_axis: str = "channel") -> np.ndarray:
+  """alpha [T', H', W', C] divided by its mean over the gate's softmax axis (1 = a uniform gate)."""
+  if softmax_axis not in SOFTMAX_AXES:
+    raise ValueError(f"softmax_axis={softmax_axis!r}: use one of {list(SOFTMAX_AXES)}")
+  a = np.asarray(alpha, dtype=np.float64)
+  return a / a.mean(axis=SOFTMAX_AXES[softmax_axis], keepdims=True)
+
+
+def summarize_alpha(alpha: np.ndarray, reduce: str = "max", softmax_axis: str = "channel") -> np.ndarray:
+  """alpha [T', H', W', C] (or with a leading batch of 1) -> log2 of its relative gain summarised over
+  channels, [T', H', W'] (an already summarised [T', H', W'] map is returned as it is)."""
   if reduce not in REDUCTIONS:
     raise ValueError(f"reduce={reduce!r}: use one of {REDUCTIONS}")
   a = np.asarray(alpha, dtype=np.float32)
@@ -57,7 +71,8 @@ def summarize_alpha(alpha: np.ndarray, reduce: str = "max") -> np.ndarray:
       raise ValueError(f"alpha has a batch of {a.shape[0]}; pass one example [T', H', W', C]")
     a = a[0]
   if a.ndim == 4:
-    a = a.max(axis=-1) if reduce == "max" else a.mean(axis=-1)
+    gain = relative_gain(a, softmax_axis)
+    a = np.log2(gain.max(axis=-1) if reduce == "max" else gain.mean(axis=-1)).astype(np.float32)
   if a.ndim != 3:
     raise ValueError(f"alpha must be [T', H', W', C] or [T', H', W'], got shape {np.shape(alpha)}")
   return a
@@ -75,21 +90,24 @@ def _display_frames(video: np.ndarray) -> np.ndarray:
 
 
 def render_alpha_grid(video: np.ndarray, alphas: Mapping[str, np.ndarray], path: str, *,
-                      reduce: str = "max", max_frames: int = 8, overlay: float = 0.5, cmap: str = "jet",
-                      title: str | None = None, dpi: int = 100) -> str:
+                      reduce: str = "max", softmax_axis: str = "channel", max_frames: int = 8,
+                      overlay: float = 0.5, cmap: str = "coolwarm", title: str | None = None,
+                      dpi: int = 100) -> str:
   """Writes the Fig. 8-style PNG grid (rows: frames, then each SGB; columns: frames) to ``path``.
 
   ``video`` [T, H, W, 3] (uint8, or float of any range: min-max stretched); ``alphas`` maps block names
-  ('3b' or 'alpha/3b') to alpha [T', H', W', C] (or already summarised [T', H', W']). At most
-  ``max_frames`` evenly spaced frames are shown. Returns ``path``.
+  ('3b' or 'alpha/3b') to alpha [T', H', W', C] (or already summarised [T', H', W'] log2 gains).
+  At most ``max_frames`` evenly spaced frames are shown; each row's colour bar spans +-max|log2 gain|
+  of that block (at least 0.05). Returns ``path``.
   """
   plt = plotting.pyplot()
   frames = _display_frames(video)
   num_frames, height, width = frames.shape[:3]
   cols = np.unique(np.linspace(0, num_frames - 1, min(max_frames, num_frames)).round().astype(int))
   blocks = sorted(alphas, key=_block_key)
-  maps = {b: plotting.minmax(plotting.upsample_map(summarize_alpha(alphas[b], reduce), num_frames, height, width))
+  maps = {b: plotting.upsample_map(summarize_alpha(alphas[b], reduce, softmax_axis), num_frames, height, width)
           for b in blocks}
+  spans = {b: max(float(np.abs(m).max()), 0.05) for b, m in maps.items()}
   rows = 1 + len(blocks)
   fig, axes = plt.subplots(rows, len(cols), figsize=(1.6 * len(cols) + 0.6, 1.6 * rows), squeeze=False)
   for j, t in enumerate(cols):
@@ -97,12 +115,13 @@ def render_alpha_grid(video: np.ndarray, alphas: Mapping[str, np.ndarray], path:
     axes[0, j].set_title(f"t={t}", fontsize=8)
     for i, b in enumerate(blocks, start=1):
       axes[i, j].imshow(frames[t].squeeze(), cmap="gray" if frames.shape[-1] == 1 else None)
-      axes[i, j].imshow(maps[b][t], cmap=cmap, alpha=overlay, vmin=0.0, vmax=1.0)
+      axes[i, j].imshow(maps[b][t], cmap=cmap, alpha=overlay, vmin=-spans[b], vmax=spans[b])
   for i in range(rows):
     for ax in axes[i]:
       ax.set_xticks([])
       ax.set_yticks([])
-    axes[i, 0].set_ylabel("frame" if i == 0 else block_label(blocks[i - 1]), fontsize=8)
+    axes[i, 0].set_ylabel("frame" if i == 0 else f"{block_label(blocks[i - 1])}\n|log2 g|<={spans[blocks[i - 1]]:.2g}",
+                          fontsize=8)
   if title:
     fig.suptitle(title, fontsize=9)
   fig.tight_layout()
@@ -137,7 +156,7 @@ def trained_video_alphas(config: Any, workdir: str, split: str, video_index: int
   import jax  # pylint: disable=g-import-not-at-top
 
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
+  from vidrec.data import modalities, pipeline  # pylint: disable=g-import-not-at-top
   s = trainer.setup(config)
   mngr = trainer.checkpoint_manager(workdir, config)
   ts, _ = trainer.restore(mngr, s.abstract_state, step)
@@ -147,9 +166,9 @@ def trained_video_alphas(config: Any, workdir: str, split: str, video_index: int
   view = next(ds.filter(lambda ex: ex["video_index"] == video_index).take(1).as_numpy_iterator(), None)
   if view is None:
     raise UserError(f"{split} has {len(source)} videos; --video_index={video_index} is out of range")
-  outputs = jax.jit(lambda v, x: s.model.apply(v, x, train=False))(trainer.variables_of(ts), view["video"][None])
-  frames = view["video"] * np.asarray(config.input.std) + np.asarray(config.input.mean)
-  return np.clip(frames / 255.0, 0, 1), alphas_from_outputs(outputs), source.class_names[int(view["label"])]
+  apply = jax.jit(lambda v, x: s.model.apply(v, modalities.model_input(x, config.input), train=False))
+  outputs = apply(trainer.variables_of(ts), view["video"][None])
+  return view["video"] / 255.0, alphas_from_outputs(outputs), source.class_names[int(view["label"])]
 
 
 def main(argv: Sequence[str]) -> None:
@@ -162,12 +181,13 @@ def main(argv: Sequence[str]) -> None:
     import ml_collections  # pylint: disable=g-import-not-at-top
 
     from vidrec.models import build_model  # pylint: disable=g-import-not-at-top
-    cfg = ml_collections.ConfigDict(dict(name="sgn", width=8, sgm="M", sgm_blocks=["all"]))
+    # LeCun-initialised SGMs: under the default zero init every alpha is 1 and the maps are neutral.
+    cfg = ml_collections.ConfigDict(dict(name="sgn", width=8, sgm="M", sgm_blocks=["all"], sgm_init="lecun"))
     model = build_model(cfg, num_classes=4)
     video = synthetic_video()
     variables = jax.jit(model.init)(jax.random.key(0), video[None])
     print(render_from_model(model, variables, video, f.out, reduce=f.reduce,
-                            title="SGN-M, all blocks (random init)"))
+                            title="SGN-M, all blocks (random LeCun init)"))
     return
   if f.config is None or f.workdir is None:
     raise UserError("give --config and --workdir of a trained SGN run (or --demo)")
@@ -175,7 +195,7 @@ def main(argv: Sequence[str]) -> None:
   if not alphas:
     raise UserError("this model returned no 'alpha/<block>' outputs: is it an SGN with sgm_blocks set?")
   print(render_alpha_grid(frames, alphas, f.out, reduce=f.reduce,
-                          title=f"{f.config.model.name} SGM-{f.config.model.get('sgm', '?')}: {label}"))
+                          softmax_axis=f.config.model.get("softmax_axis", "channel"), title=f"{f.config.model.name} SGM-{f.config.model.get('sgm', '?')}: {label}"))
 
 
 if __name__ == "__main__":
