@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import pytest
 import tensorflow as tf
 from array_record.python.array_record_module import ArrayRecordReader, ArrayRecordWriter

@@ -6,7 +6,6 @@ collection (BatchNorm statistics, per-class statistics, ...) and the input posit
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Callable
 
