@@ -62,11 +62,11 @@ def _lookup(report: dict, key: str) -> float:
 
 
 def run_arm(config, workdir: str, metric: str) -> float:
-  from vidrec import evaluate, trainer  # pylint: disable=g-import-not-at-top
+  from vidrec import evaluate, procedures  # pylint: disable=g-import-not-at-top
   path = fs.path(workdir) / "eval" / f"{config.dataset.eval_split}_report.json"
   if not path.exists():
-    trainer.train(config, workdir)
-    evaluate.evaluate(config, workdir)
+    procedures.train(config, workdir)
+    evaluate.evaluate(procedures.eval_config(config, workdir), workdir)
   return _lookup(json.loads(path.read_text()), metric)
 
 
