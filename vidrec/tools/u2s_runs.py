@@ -127,7 +127,7 @@ def csm_of(variables: Any, model_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarra
   if stats is None:
     return None
   sim = csm_lib.class_similarity(jnp.asarray(stats["class_sparsity"]), jnp.asarray(stats["class_count"]),
-                                 model_cfg.get("csm_distance", "cosine"))
+                                 model_cfg.get("csm_distance", "centred_cosine"))
   binary = csm_lib.binary_csm(sim, model_cfg.get("csm_alpha", None), model_cfg.get("csm_num_confusing", 5))
   return np.asarray(sim, np.float64), np.asarray(binary), stats["class_count"]
 
