@@ -5,7 +5,8 @@
   python train.py --config configs/u2s_sthv2.py:synthetic --workdir workdir/u2s_synthetic   # 2-core CPU
 
 The paper's recipe (Sec. IV-B "Frame Sampling", "Training", "Testing"): top-heavy pre-activation
-ResNet-50, 18 frames (one per equal segment, random position in training, fixed at test), short side 240
+ResNet-50, 18 frames (one per equal segment at the same random position in every segment in training,
+the centres at test: sampler ``segments_shared``), short side 240
 and a 224 x 224 crop at the same place in every frame of the clip, no flipping (mirror-sensitive
 classes); three stages (``procedure = "u2s_stages"``, docs/models/u2s.md): UN, then the CSM from the
 trained UN over the training set, then CSN + MN with the UN frozen, then everything jointly. SGD
@@ -20,7 +21,8 @@ Variants (combine with commas): ``synthetic`` (CPU-sized, built-in ``synthetic_a
 (the synthetic setting, shorter, for the Table III ablations in docs/experiments.md), ``online`` (one
 joint run with EMA statistics and N = 5 instead of the stages), ``tsm`` (Table V: TSM's ResNet-50 and
 its SSv2 recipe, Lin et al. 2019: 8 segments, SGD lr 0.01 for a batch of 64, weight decay 5e-4, 50
-epochs with x0.1 at 20 and 40, short side 256 with jitter in [224, 340], dropout 0.5, one centre view;
+epochs with x0.1 at 20 and 40, TSN segments, short side 256 with jitter in [224, 340], dropout 0.5,
+one centre view;
 the paper does not say how it staged U2S on TSM, so ``tsm`` runs TSM's single schedule online). Table
 III switches: --config.model.variant= u2s | simple | soft_csm | no_mn | non_local | oracle.
 """
@@ -37,7 +39,7 @@ def get_config(arg: str = ""):
   c = base_config()
   u2s.u2s_model(c, csm_warmup_steps=2 * EPOCH)
   c.dataset.update(name="ssv2/default_s256", train_split="train", eval_split="validation")
-  c.input.update(sampler="segments", num_segments=18, frames_per_segment=1, resize=(240,),
+  c.input.update(sampler="segments_shared", num_segments=18, frames_per_segment=1, resize=(240,),
                  scale_jitter=(0, 0), crop=224, flip=False, test_spatial="five", test_flip=True)
   c.optimizer.update(lr=1e-3, momentum=0.9, weight_decay=1e-4, schedule="step",
                      decay_steps=(7 * EPOCH, 12 * EPOCH), grad_clip_norm=0.0)
@@ -59,8 +61,8 @@ def get_config(arg: str = ""):
 def tsm(c) -> None:
   """TSM's SSv2 recipe on TSM's ResNet-50 (Table V's TSM8F + U2S)."""
   c.model.update(base="tsm", dropout_rate=0.5, csm_warmup_steps=2 * TSM_EPOCH)
-  c.input.update(num_segments=8, resize=(256,), scale_jitter=(224, 340), test_spatial="center",
-                 test_flip=False)
+  c.input.update(sampler="segments", num_segments=8, resize=(256,), scale_jitter=(224, 340),
+                 test_spatial="center", test_flip=False)
   c.optimizer.update(lr=0.01, weight_decay=5e-4, decay_steps=(20 * TSM_EPOCH, 40 * TSM_EPOCH),
                      grad_clip_norm=20.0)
   c.batch_size = 64

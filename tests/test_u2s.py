@@ -331,6 +331,21 @@ def test_update_class_stats_numpy():
   np.testing.assert_array_equal(cnt, rc)
 
 
+def test_csm_pass_average_over_all_samples_numpy():
+  """The CSM pass (``u2s_stages.csm_pass``) folds every video into fresh statistics at once: the exact
+  per-class mean of Eq. 1 over all samples of the class (Sec. III-A)."""
+  rng = np.random.default_rng(6)
+  xi = rng.uniform(size=(40, 5)).astype(np.float32)
+  lab = rng.integers(0, 6, size=40)
+  lab[lab == 4] = 5                                    # class 4 has no sample
+  mean, count = csm_lib.update_class_stats(jnp.zeros((6, 5)), jnp.zeros((6,), jnp.int32), jnp.asarray(xi),
+                                           jnp.asarray(lab), None)
+  for m in range(6):
+    ref = xi[lab == m].mean(0) if (lab == m).any() else np.zeros(5)
+    np.testing.assert_allclose(mean[m], ref, rtol=1e-5, atol=1e-7)
+  np.testing.assert_array_equal(count, np.bincount(lab, minlength=6))
+
+
 def test_model_stats_update_and_checkpoint_round_trip(u2s_model, video, labels, tmp_path):
   import orbax.checkpoint as ocp
   model, variables = u2s_model

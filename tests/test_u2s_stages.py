@@ -25,9 +25,9 @@ def _config(data_dir: str | None = None):
   c.model.update(width=4)
   c.input.update(num_segments=2, resize=(28,), scale_jitter=(24, 30), crop=24)
   c.optimizer.update(warmup_steps=0)
-  c.stages.update(steps=(2, 2, 1))
+  c.stages.update(steps=(1, 1, 1))
   c.batch_size = c.eval.batch_size = 8
-  c.log_every_steps = c.checkpoint_every_steps = 1
+  c.log_every_steps, c.checkpoint_every_steps = 1, 100
   return c
 
 
@@ -38,7 +38,7 @@ def _group(variables: dict, prefixes: tuple[str, ...]) -> dict:
 def test_stage_configs_and_checks(tmp_path):
   c = _config()
   s1, s2, s3 = (u2s_stages.stage_config(c, k, str(tmp_path), 3) for k in (1, 2, 3))
-  assert (s1.model.variant, s1.num_train_steps) == ("one_pass", 2)
+  assert (s1.model.variant, s1.num_train_steps) == ("one_pass", 1)
   assert (s2.optimizer.frozen, s2.model.csm_frozen, s2.model.csm_num_confusing) == (c.stages.frozen, True, 3)
   assert s2.init_from.endswith("csm") and s2.init_skip == ""
   assert (s3.optimizer.frozen, s3.optimizer.lr, s3.num_train_steps) == ("", c.stages.joint_lr, 1)
@@ -54,7 +54,6 @@ def test_stage_configs_and_checks(tmp_path):
 
 
 def test_staged_schedule_end_to_end(data_dir, tmp_path):
-  from vidrec import evaluate
   from vidrec.data import datasets, pipeline
   from vidrec.tools import u2s_runs
   c = _config(data_dir)
@@ -71,7 +70,7 @@ def test_staged_schedule_end_to_end(data_dir, tmp_path):
   assert np.all((stats["class_sparsity"] >= 0) & (stats["class_sparsity"] <= 1))
   assert meta["num_confusing"] == meta["top_n_rule"] and 1 <= meta["top_n_rule"] <= len(stats["class_count"])
 
-  # Stage 2: the UN (shared Res2D included) is bit-identical to stage 1's; CSN and MN trained.
+  # Stage 2: the UN (shared Res2D included) is bit-identical to stage 1's; the statistics too.
   frozen = ("params/res2d/", "params/un_top/", "params/un_head/")
   stage2, _ = init_from.load_variables(f"{workdir}/stage2/variables")
   before, after = _group(csm_vars, frozen), _group(stage2, frozen)
@@ -80,8 +79,6 @@ def test_staged_schedule_end_to_end(data_dir, tmp_path):
     np.testing.assert_array_equal(after[k], before[k], err_msg=k)
   np.testing.assert_array_equal(_group(stage2, ("u2s_stats/",))["u2s_stats/class_sparsity"],
                                 stats["class_sparsity"])
-  kernel = "params/csn_top/group3_block1/conv2/kernel"
-  assert np.abs(_group(stage2, (kernel,))[kernel]).sum() > 0
 
   # Stage 3 (the workdir itself): everything trains, the statistics stay the CSM pass's.
   config = procedures.eval_config(c, workdir)
@@ -89,7 +86,6 @@ def test_staged_schedule_end_to_end(data_dir, tmp_path):
   _, ts = u2s_runs.restore_run(config, workdir)
   final = jax.device_get({"params": ts.params, **ts.model_state})
   np.testing.assert_array_equal(final["u2s_stats"]["class_sparsity"], stats["class_sparsity"])
-  un = _group(final, frozen)
-  assert any(not np.array_equal(un[k], after[k]) for k in un)
-  report = evaluate.evaluate(config, workdir)
-  assert set(report["heads"]) == {"logits", "logits_un", "logits_mn", "logits_csn"}
+  for prefixes in (frozen, ("params/csn_top/", "params/mask_net/")):
+    now, then = _group(final, prefixes), _group(stage2, prefixes)
+    assert any(not np.array_equal(now[k], then[k]) for k in now), prefixes
