@@ -89,3 +89,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps", "accum_steps"):
     if config[key] <= 0:
       raise UserError(f"{key} must be positive, got {config[key]}")
+
+
+def with_overrides(config: ml_collections.ConfigDict, overrides: dict[str, object]) -> ml_collections.ConfigDict:
+  """A copy of ``config`` with ``{"a.b": value}`` set (existing keys only, as on the command line)."""
+  config = config.copy_and_resolve_references()
+  for key, value in overrides.items():
+    *path, leaf = key.split(".")
+    node = config
+    for p in path:
+      node = node[p]
+    node[leaf] = value
+  return config

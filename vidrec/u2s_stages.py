@@ -24,13 +24,14 @@ that was interrupted and skips the finished ones.
 from __future__ import annotations
 
 import json
-from typing import Any
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from vidrec import fs, init_from, trainer
+from vidrec import config as config_lib
+from vidrec import aggregations, evaluate, fs, init_from, trainer
 from vidrec.data import pipeline
 from vidrec.errors import UserError
 from vidrec.models import csm as csm_lib
@@ -39,18 +40,6 @@ from vidrec.models import u2s
 CSM_DIR = "csm"
 STAGE_DIRS = ("stage1", "stage2", "")       # stage 3 trains in the workdir itself
 STAGE2_VARIABLES = "stage2/variables"
-
-
-def _override(config: ml_collections.ConfigDict, values: dict[str, Any]) -> ml_collections.ConfigDict:
-  config = config.copy_and_resolve_references()
-  with config.unlocked():
-    for key, value in values.items():
-      *path, leaf = key.split(".")
-      node = config
-      for p in path:
-        node = node[p]
-      node[leaf] = value
-  return config
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -69,15 +58,16 @@ def stage_config(config: ml_collections.ConfigDict, stage: int, workdir: str,
   """The trainer config of ``stage`` (1, 2 or 3); stages 2-3 need the resolved ``num_confusing``."""
   st = config.stages
   if stage == 1:
-    return _override(config, {"model.variant": "one_pass", "num_train_steps": st.steps[0],
-                              "eval.heads": ("logits",)})
-  common = {"model.csm_frozen": True, "model.csm_num_confusing": num_confusing, "init_skip": ""}
-  if stage == 2:
-    return _override(config, {**common, "num_train_steps": st.steps[1], "optimizer.frozen": st.frozen,
-                              "init_from": str(fs.path(workdir) / CSM_DIR)})
-  return _override(config, {**common, "num_train_steps": st.steps[2], "optimizer.frozen": "",
-                            "optimizer.lr": st.joint_lr,
-                            "init_from": str(fs.path(workdir) / STAGE2_VARIABLES)})
+    overrides = {"model.variant": "one_pass", "num_train_steps": st.steps[0], "eval.heads": ("logits",)}
+  else:
+    overrides = {"model.csm_frozen": True, "model.csm_num_confusing": num_confusing, "init_skip": ""}
+    if stage == 2:
+      overrides.update({"num_train_steps": st.steps[1], "optimizer.frozen": st.frozen,
+                        "init_from": str(fs.path(workdir) / CSM_DIR)})
+    else:
+      overrides.update({"num_train_steps": st.steps[2], "optimizer.frozen": "", "optimizer.lr": st.joint_lr,
+                        "init_from": str(fs.path(workdir) / STAGE2_VARIABLES)})
+  return config_lib.with_overrides(config, overrides)
 
 
 def resolve_num_confusing(config: ml_collections.ConfigDict, scores: np.ndarray,
@@ -99,16 +89,30 @@ def csm_pass(config: ml_collections.ConfigDict, setup: trainer.Setup, ts: traine
   ``u2s_stats`` collection (``class_sparsity`` = the exact per-class mean, ``class_count``, ``updates`` =
   the number of videos) and the UN's scores for the top-N rule.
   """
-  from vidrec.tools import u2s_runs  # pylint: disable=g-import-not-at-top
-  one_view = _override(config, {"input.test_spatial": "center", "input.test_flip": False})
+  one_view = config_lib.with_overrides(config, {"input.test_spatial": "center", "input.test_flip": False})
   source = pipeline.VideoSource(setup.builder, split)
-  run = u2s_runs.run_split(one_view, setup, ts, source, feature_heads=("sparsity",))
-  m, c = setup.num_classes, run.features["sparsity"].shape[1]
-  mean, count = csm_lib.update_class_stats(jnp.zeros((m, c)), jnp.zeros((m,), jnp.int32),
-                                           jnp.asarray(run.features["sparsity"]), jnp.asarray(run.labels), None)
+  heads = ("logits", "sparsity")
+
+  @jax.jit
+  def apply_fn(variables, video, labels):
+    out = setup.model.apply(variables, video, train=False, labels=labels)
+    return {h: out[h].astype(jnp.float32) for h in heads}
+
+  ds = pipeline.eval_dataset(source, one_view.input, global_batch=one_view.eval.batch_size,
+                             process_index=jax.process_index(), process_count=jax.process_count())
+  views, labels = evaluate.collect_view_outputs(apply_fn, trainer.variables_of(ts), ds, setup.mesh, heads,
+                                                evaluate.blank_batch(one_view))
+  n = len(source)
+  scores, label_arr, _ = evaluate.gather_scores(views["logits"], labels, n, setup.num_classes,
+                                                aggregations.mean_logits)
+  channels = next(iter(views["sparsity"].values()))[0].shape[-1]
+  xi, _, _ = evaluate.gather_scores(views["sparsity"], labels, n, channels, aggregations.mean_logits)
+  m = setup.num_classes
+  mean, count = csm_lib.update_class_stats(jnp.zeros((m, channels)), jnp.zeros((m,), jnp.int32),
+                                           jnp.asarray(xi, jnp.float32), jnp.asarray(label_arr), None)
   stats = {"class_sparsity": np.asarray(mean), "class_count": np.asarray(count),
-           "updates": np.asarray(len(run.labels), np.int32)}
-  return stats, run.scores, run.labels
+           "updates": np.asarray(n, np.int32)}
+  return stats, scores, label_arr
 
 
 def similarity_summary(stats: dict[str, np.ndarray]) -> dict[str, list[float]]:
@@ -136,7 +140,8 @@ def _write_csm(config: ml_collections.ConfigDict, workdir: str, ts: trainer.Trai
           "top_n_split": config.stages.top_n_split or config.dataset.train_split,
           "similarity_offdiag_min_mean_max": similarity_summary(stats),
           "source": str(fs.path(workdir) / STAGE_DIRS[0])}
-  init_from.save_variables(str(out), {"params": ts.params, **ts.model_state, u2s.STATS_COLLECTION: stats}, meta)
+  variables = {"params": ts.params, **ts.model_state, u2s.STATS_COLLECTION: stats}
+  init_from.save_variables(str(out), variables, meta)
   print(f"u2s_stages: CSM from {int(stats['updates'])} training videos; N = {used} (top-N rule: {rule} at "
         f"{config.stages.top_n_standard:.0%}); off-diagonal S (min, mean, max): "
         f"{meta['similarity_offdiag_min_mean_max']}", flush=True)

@@ -23,6 +23,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from vidrec import cli, fs
+from vidrec.config import with_overrides as apply_overrides
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Base config of every arm.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the runs.")
@@ -42,17 +43,6 @@ def parse_arm(spec: str) -> tuple[str, dict[str, object]]:
     except (ValueError, SyntaxError):
       overrides[key.strip()] = value.strip()
   return name.strip(), overrides
-
-
-def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, object]) -> ml_collections.ConfigDict:
-  config = config.copy_and_resolve_references()
-  for key, value in overrides.items():
-    *path, leaf = key.split(".")
-    node = config
-    for p in path:
-      node = node[p]
-    node[leaf] = value
-  return config
 
 
 def _lookup(report: dict, key: str) -> float:

@@ -55,13 +55,6 @@ def restore_run(config, workdir: str):
   return s, ts
 
 
-def _blank(config, local_batch: int) -> dict[str, np.ndarray]:
-  from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  return {"video": np.zeros(trainer.input_shape(config, local_batch), np.float32),
-          "label": np.zeros(local_batch, np.int32), "video_index": np.zeros(local_batch, np.int32),
-          "mask": np.zeros(local_batch, bool)}
-
-
 def run_split(config, s, ts, source, feature_heads: Sequence[str],
               first_view_heads: Sequence[str] = ()) -> RunOutputs:
   """Scores every view of ``source`` (``pipeline.eval_dataset``, ``evaluate.collect_view_outputs``)."""
@@ -81,7 +74,7 @@ def run_split(config, s, ts, source, feature_heads: Sequence[str],
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size)
   variables = trainer.variables_of(ts)
   views, labels = evaluate.collect_view_outputs(apply_fn, variables, ds, s.mesh, heads,
-                                                _blank(config, config.eval.batch_size))
+                                                evaluate.blank_batch(config))
   n = len(source)
   rule = aggregations.AGGREGATIONS.get(config.eval.aggregation)
   scores, label_arr, _ = evaluate.gather_scores(views["logits"], labels, n, s.num_classes, rule)
