@@ -25,13 +25,11 @@ def test_train_batches_shapes_and_determinism(setup):
   a = _batches(train, cfg, 3)
   b = _batches(train, cfg, 3)
   chex.assert_shape(a[0]["video"], (8, 4, 24, 24, 3))
-  assert a[0]["video"].dtype == np.float32 and a[0]["label"].dtype == np.int32
+  assert a[0]["video"].dtype == np.uint8 and a[0]["label"].dtype == np.int32   # normalised on the device
   assert 0 <= a[0]["label"].min() and a[0]["label"].max() < train.num_classes
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x["video"], y["video"])
   assert not np.array_equal(a[0]["video"], a[1]["video"])
-  # Normalised with the ImageNet mean/std: values lie in [(0-mean)/std, (255-mean)/std].
-  assert a[0]["video"].min() >= -2.2 and a[0]["video"].max() <= 2.7
 
 
 
@@ -44,7 +42,7 @@ def test_per_example_function_is_a_parameter(setup):
 
   def positions(raw, position, source, sampler, cfg_, seed):
     del raw, source, cfg_, seed
-    return {"video": tf.zeros([sampler.num_frames, 2, 2, 3]), "label": tf.cast(position, tf.int32)}
+    return {"video": tf.zeros([sampler.num_frames, 2, 2, 3], tf.uint8), "label": tf.cast(position, tf.int32)}
 
   batch = _batches(train, cfg, 1, start_step=2, example_fn=positions)[0]
   np.testing.assert_array_equal(batch["label"], np.arange(16, 24))
@@ -52,7 +50,7 @@ def test_per_example_function_is_a_parameter(setup):
   for a, b in zip(_batches(train, cfg, 2),
                   _batches(train, cfg, 2, example_fn=throughput_variants.decode_all_example)):
     np.testing.assert_array_equal(a["label"], b["label"])
-    np.testing.assert_allclose(a["video"], b["video"], atol=1e-5)
+    np.testing.assert_array_equal(a["video"], b["video"])
 
 def test_resume_start_step_continues_the_stream(setup):
   cfg, train, _ = setup

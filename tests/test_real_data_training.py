@@ -107,9 +107,8 @@ def test_ucf101_train_pipeline(ucf101):
   for _ in range(2):                  # a batch of 3 is one epoch: every video exactly once
     batch = next(it)
     assert batch["video"].shape == (3, cfg.input.clip_len, 24, 24, 3)
-    assert batch["video"].dtype == np.float32 and np.isfinite(batch["video"]).all()
+    assert batch["video"].dtype == np.uint8
     assert sorted(batch["label"].tolist()) == sorted(expected["train"].values())
-    assert -2.2 <= batch["video"].min() and batch["video"].max() <= 2.7
 
 
 def test_ucf101_eval_pipeline(ucf101):
@@ -137,6 +136,5 @@ def test_ucf101_eval_pipeline(ucf101):
                                    cfg.input.num_test_clips)[0]
   resized = pipeline.resize(tf.constant(frames[clip]), cfg.input.resize).numpy()  # 28 x 35
   y, x = (resized.shape[1] - 24) // 2, (resized.shape[2] - 24) // 2
-  want = pipeline.normalize(tf.constant(resized[:, y:y + 24, x:x + 24]), cfg.input).numpy()
   view = got["video"][(got["video_index"] == 0) & (got["view_index"] == 1)][0]
-  np.testing.assert_allclose(view, want, atol=1e-4)
+  np.testing.assert_allclose(view, resized[:, y:y + 24, x:x + 24], atol=0.501)   # rounded to uint8

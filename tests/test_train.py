@@ -90,10 +90,12 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(data_dir, tmp_path, m
   real_to_global = parallel.to_global
 
   def nan_at_step_4(batch, mesh):
+    """Float model inputs (uint8 holds no NaN; a float video passes model_input unchanged), NaN at step 4."""
     calls["n"] += 1
+    video = batch["video"].astype(np.float32)
     if calls["n"] == 4:
-      batch = {**batch, "video": np.full_like(batch["video"], np.nan)}
-    return real_to_global(batch, mesh)
+      video = np.full_like(video, np.nan)
+    return real_to_global({**batch, "video": video}, mesh)
 
   monkeypatch.setattr(parallel, "to_global", nan_at_step_4)
   with pytest.raises(trainer.NonFiniteLossError, match="at step 4"):

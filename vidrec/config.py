@@ -24,6 +24,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 50
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 3
+  c.profile_steps = ""              # "a,b": a jax.profiler trace of steps a..b in WORKDIR/profile (vidrec.profiling)
   # Memory levers (vidrec.memory, docs/scaling.md): micro-batches per step; False = per-device BatchNorm.
   c.accum_steps = 1
   c.sync_batch_norm = True
@@ -72,7 +73,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Checks every name in the config against its registry, before any data or compilation."""
-  from vidrec import aggregations, losses, models, optim  # pylint: disable=g-import-not-at-top
+  from vidrec import aggregations, losses, models, optim, profiling  # pylint: disable=g-import-not-at-top
   from vidrec.data import datasets, samplers  # pylint: disable=g-import-not-at-top
   models._import_all()  # pylint: disable=protected-access
   models.MODELS.get(config.model.name)
@@ -86,6 +87,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise UserError(f"input.short_video must be one of {samplers.SHORT_VIDEO_MODES}")
   if config.input.test_spatial not in samplers.SPATIAL_SCHEMES:
     raise UserError(f"input.test_spatial must be one of {samplers.SPATIAL_SCHEMES}")
+  profiling.parse_steps(config.profile_steps)
   for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps", "accum_steps"):
     if config[key] <= 0:
       raise UserError(f"{key} must be positive, got {config[key]}")

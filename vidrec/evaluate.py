@@ -21,7 +21,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from vidrec import aggregations, fs, parallel, recovery
-from vidrec.data import pipeline, samplers
+from vidrec.data import modalities, pipeline, samplers
 from vidrec.errors import UserError
 
 
@@ -89,7 +89,7 @@ def blank_batch(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
   """An all-masked evaluation batch of this process's shapes (``collect_view_outputs``'s ``blank``)."""
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
   local_batch = config.eval.batch_size // jax.process_count()
-  return {"video": np.zeros(trainer.input_shape(config, local_batch, test=True), np.float32),
+  return {"video": np.zeros(trainer.input_shape(config, local_batch, test=True), np.uint8),
           "label": np.zeros(local_batch, np.int32), "video_index": np.zeros(local_batch, np.int32),
           "mask": np.zeros(local_batch, bool)}
 
@@ -170,7 +170,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
 
   @jax.jit
   def apply_fn(variables, video, labels):
-    out = s.model.apply(variables, video, train=False, labels=labels)
+    out = s.model.apply(variables, modalities.model_input(video, config.input), train=False, labels=labels)
     if missing := set(heads) - set(out):
       raise UserError(f"eval.heads {sorted(missing)} are not outputs of model {config.model.name!r} "
                        f"(it returns {sorted(out)}): set --config.eval.heads accordingly.")

@@ -26,7 +26,7 @@ from vidrec.errors import UserError
 # Keys that may change between the starts of one run: the length (extending a run; with a schedule that
 # depends on it, e.g. cosine, the remaining learning rates follow the new length), logging,
 # checkpointing, evaluation, data location.
-FREE_KEYS = ("num_train_steps", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "eval", "dataset.data_dir",
+FREE_KEYS = ("num_train_steps", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "eval", "profile_steps", "dataset.data_dir",
              "dataset.eval_split", "dataset.max_unreadable_fraction", "input.prefetch",
              "input.num_test_clips", "input.test_spatial", "input.test_flip")
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow", "tensorflow-cpu",

@@ -21,7 +21,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from vidrec import config as config_lib
-from vidrec import fs, init_from, losses, memory, metrics, optim, parallel, preemption, recovery, run_record
+from vidrec import (fs, init_from, losses, memory, metrics, optim, parallel, preemption, profiling, recovery,
+                    run_record)
 from vidrec.data import datasets, modalities, pipeline
 from vidrec.errors import UserError
 from vidrec.models import build_model
@@ -76,7 +77,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, base_rng: jax.Array,
                     config: ml_collections.ConfigDict | None = None, mesh: Any = None) -> Callable:
   """(state, batch) -> (state, metrics); one step of SGD on the sum of the named loss terms. With
-  ``config`` and ``mesh``: its gradient accumulation and BatchNorm mode (``vidrec.memory``)."""
+  ``config`` and ``mesh``: the batch's uint8 videos normalised on the device (``modalities.model_input``),
+  its gradient accumulation and BatchNorm mode (``vidrec.memory``); without: float model inputs."""
 
   def grad_fn(params, model_state: dict, batch: dict, rng: jax.Array):
     def objective(params):
@@ -91,6 +93,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
     grad_fn = memory.gradient_fn(grad_fn, config, mesh)
 
   def step(ts: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    if config is not None:
+      batch = {**batch, "video": modalities.model_input(batch["video"], config.input)}
     rng = jax.random.fold_in(base_rng, ts.step)
     (loss, (terms, logits, new_state)), grads = grad_fn(ts.params, ts.model_state, batch, rng)
     updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
@@ -203,15 +207,21 @@ def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: 
   unreadable = recovery.UnreadableVideos(len(source), config.dataset.max_unreadable_fraction,
                                          lambda i: _video_id(source, i))
   guard = preemption.PreemptionGuard(mngr.reached_preemption).install()
+  trace = profiling.StepTrace(config.profile_steps, workdir)
   history: list[dict] = []
   pending: dict | None = None
-  t_log = time.time()
+  compiled = None
   try:
     for step in range(start, config.num_train_steps):
       batch = next(batches)
       unreadable.add(batch.pop("unreadable"))
       batch = parallel.to_global(batch, s.mesh)
-      ts, m = step_fn(ts, batch)
+      if compiled is None:
+        compiled = profiling.compile_step(step_fn, ts, batch)
+        t_log = time.time()               # the first logged clips/s counts steps, not compilation
+      trace.before(step + 1)
+      ts, m = compiled(ts, batch)
+      trace.after(step + 1, m)
       _check_finite(pending)            # the previous step: checked while this one runs
       pending = {"step": step + 1, "loss": m["loss"], "grad_norm": m["grad_norm"], "finite": m.pop("finite")}
       history.append(m)
@@ -231,6 +241,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: 
       if stop:
         raise preemption.Preempted(done, guard.signal_name)
   finally:
+    trace.stop()
     guard.uninstall()
     mngr.wait_until_finished()
     mngr.close()

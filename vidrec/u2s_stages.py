@@ -32,7 +32,7 @@ import numpy as np
 
 from vidrec import config as config_lib
 from vidrec import aggregations, evaluate, fs, init_from, trainer
-from vidrec.data import pipeline
+from vidrec.data import modalities, pipeline
 from vidrec.errors import UserError
 from vidrec.models import csm as csm_lib
 from vidrec.models import u2s
@@ -95,7 +95,8 @@ def csm_pass(config: ml_collections.ConfigDict, setup: trainer.Setup, ts: traine
 
   @jax.jit
   def apply_fn(variables, video, labels):
-    out = setup.model.apply(variables, video, train=False, labels=labels)
+    out = setup.model.apply(variables, modalities.model_input(video, one_view.input), train=False,
+                            labels=labels)
     return {h: out[h].astype(jnp.float32) for h in heads}
 
   ds = pipeline.eval_dataset(source, one_view.input, global_batch=one_view.eval.batch_size,

@@ -8,13 +8,15 @@
   ``GroupRandomHorizontalFlip(is_flow=True)``: exactly -dx of the quantised field). Field t is the
   flow from frame t to t+1, so a video of T frames has T - 1 indices to sample from.
 
-Flips act on 0-255 valued frames (before normalisation), in training and in the test views.
+The pipeline ships uint8 (0-255) batches; flips act on them (in training and in the test views) and
+the normalisation runs inside the jitted step: ``model_input`` (mean/std of the modality).
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Callable
 
+import jax.numpy as jnp
 import ml_collections
 import tensorflow as tf
 
@@ -29,11 +31,6 @@ def decode_frames(encoded: tf.Tensor) -> tf.Tensor:
                    fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
 
 
-def normalize_rgb(frames: tf.Tensor, cfg: ml_collections.ConfigDict) -> tf.Tensor:
-  """(v - mean) / std with the config's per-channel mean and std (0-255 range)."""
-  return (frames - tf.constant(cfg.mean, tf.float32)) / tf.constant(cfg.std, tf.float32)
-
-
 def decode_grey(encoded: tf.Tensor) -> tf.Tensor:
   """JPEG string[L] -> uint8[L, H, W, 1]."""
   return tf.map_fn(lambda s: tf.io.decode_jpeg(s, channels=1), encoded,
@@ -42,16 +39,17 @@ def decode_grey(encoded: tf.Tensor) -> tf.Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class Modality:
-  """``length(ex)``: number of sampleable indices; ``decode(ex, indices, cfg)``: float32 [K, H, W, C]
-  (0-255 values) for the sampled indices, K = len(indices) / ``stack(cfg)``; ``channels(cfg)`` = C;
-  ``flip`` and ``normalize``."""
+  """``length(ex)``: number of sampleable indices; ``decode(ex, indices, cfg)``: uint8 [K, H, W, C]
+  for the sampled indices, K = len(indices) / ``stack(cfg)``; ``channels(cfg)`` = C; ``flip`` (of
+  uint8 frames); ``mean_std(cfg)``: the (mean, std) the model's input is normalised with (0-255
+  range, per channel or one for all)."""
   length: Callable[[dict], tf.Tensor]
   decode: Callable[[dict, tf.Tensor, ml_collections.ConfigDict], tf.Tensor]
   channels: Callable[[ml_collections.ConfigDict], int]
   stack: Callable[[ml_collections.ConfigDict], int]
   flip: Callable[[tf.Tensor], tf.Tensor]
-  normalize: Callable[[tf.Tensor, ml_collections.ConfigDict], tf.Tensor]
-  feature: str                       # the record key it reads (checked against the dataset)
+  mean_std: Callable[[ml_collections.ConfigDict], tuple]
+  features: tuple[str, ...]          # the record keys it reads (checked against the dataset)
 
 
 MODALITIES: Registry[Modality] = Registry("input.modality")
@@ -59,8 +57,9 @@ MODALITIES: Registry[Modality] = Registry("input.modality")
 
 MODALITIES.add("rgb", Modality(
     length=lambda ex: tf.shape(ex["video"])[0], channels=lambda cfg: 3, stack=lambda cfg: 1,
-    decode=lambda ex, indices, cfg: tf.cast(decode_frames(tf.gather(ex["video"], indices)), tf.float32),
-    flip=lambda frames: tf.reverse(frames, [-2]), normalize=normalize_rgb, feature="video"))
+    decode=lambda ex, indices, cfg: decode_frames(tf.gather(ex["video"], indices)),
+    flip=lambda frames: tf.reverse(frames, [-2]), mean_std=lambda cfg: (cfg.mean, cfg.std),
+    features=("video",)))
 
 
 def stack_flow(x: tf.Tensor, y: tf.Tensor, length: int) -> tf.Tensor:
@@ -72,21 +71,21 @@ def stack_flow(x: tf.Tensor, y: tf.Tensor, length: int) -> tf.Tensor:
 
 
 def flip_flow(frames: tf.Tensor) -> tf.Tensor:
-  """Mirror [..., W, 2L] 0-255 flow stacks and invert x (even channels): v -> 255 - v."""
+  """Mirror [..., W, 2L] uint8 flow stacks and invert x (even channels): v -> 255 - v."""
   frames = tf.reverse(frames, [-2])
   is_x = tf.range(tf.shape(frames)[-1]) % 2 == 0
-  return tf.where(is_x, 255.0 - frames, frames)
+  return tf.where(is_x, tf.constant(255, frames.dtype) - frames, frames)
 
 
 def _flow(stream: str) -> Modality:
   def decode(ex: dict, indices: tf.Tensor, cfg: ml_collections.ConfigDict) -> tf.Tensor:
     planes = [decode_grey(tf.gather(ex[f"{stream}_{c}"], indices)) for c in "xy"]
-    return tf.cast(stack_flow(*planes, cfg.frames_per_segment), tf.float32)
+    return stack_flow(*planes, cfg.frames_per_segment)
 
   return Modality(length=lambda ex: tf.shape(ex[f"{stream}_x"])[0], decode=decode,
                   channels=lambda cfg: 2 * cfg.frames_per_segment, stack=lambda cfg: cfg.frames_per_segment,
                   flip=flip_flow,
-                  normalize=lambda f, cfg: (f - FLOW_CENTER) / FLOW_CENTER, feature=f"{stream}_x")
+                  mean_std=lambda cfg: (FLOW_CENTER, FLOW_CENTER), features=(f"{stream}_x", f"{stream}_y"))
 
 
 MODALITIES.add("flow", _flow("flow"))
@@ -100,7 +99,7 @@ def get(cfg: ml_collections.ConfigDict, features=None) -> Modality:
   if name != "rgb" and cfg.sampler != "segments":
     raise ValueError(f"input.modality={name!r} stacks frames_per_segment flow fields per snippet: "
                      f"use input.sampler='segments' (got {cfg.sampler!r}).")
-  if features is not None and modality.feature not in features:
+  if features is not None and not set(modality.features) <= set(features):
     raise ValueError(f"input.modality={name!r} but the dataset has no {name} stream: prepare it with "
                      f"`python -m vidrec.data.prepare ... --flow tvl1{' --warped_flow' if 'warped' in name else ''}`"
                      f" (synthetic: --config.dataset.name=synthetic_actions/flow).")
@@ -111,3 +110,15 @@ def input_shape(cfg: ml_collections.ConfigDict, batch: int, frames: int) -> tupl
   """Shape of a batch of videos made of ``frames`` sampled indices per video."""
   modality = get(cfg)
   return (batch, frames // modality.stack(cfg), cfg.crop, cfg.crop, modality.channels(cfg))
+
+
+def model_input(video: jnp.ndarray, cfg: ml_collections.ConfigDict) -> jnp.ndarray:
+  """The model's input from a batch of videos as the pipeline ships them (uint8, 0-255):
+  float32 (v - mean) / std of the modality (rgb: ``input.mean``/``input.std``; flow: 128, 128). Runs
+  inside the jitted train/eval steps, so the host sends 1 byte per value instead of 4. A floating
+  ``video`` is taken to be a model input already (e.g. ``vidrec.tools.bench``'s random batches) and
+  passes unchanged."""
+  if jnp.issubdtype(video.dtype, jnp.floating):
+    return video
+  mean, std = get(cfg).mean_std(cfg)
+  return (video.astype(jnp.float32) - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)

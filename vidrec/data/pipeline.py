@@ -1,5 +1,7 @@
 """The input pipeline: example index -> raw record -> sampled frame indices -> decode those frames only
--> augment -> local batch (numpy). ``vidrec.parallel`` turns local batches into sharded global arrays.
+-> crop (of the frames as resized, computed from the crop's source window only; ``vidrec.data.crops``)
+-> flip -> local batch (numpy, uint8 0-255). ``vidrec.parallel`` turns local batches into sharded global
+arrays; the jitted steps normalise them (``modalities.model_input``).
 
 Training order is a pure function of (seed, position): global position ``p`` of the example stream is
 video ``perm_e[p mod n]`` of epoch ``e = p // n`` (a fresh permutation per epoch), and its sampling and
@@ -21,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from vidrec.data import modalities, samplers
-from vidrec.data.modalities import decode_frames, normalize_rgb as normalize  # noqa: F401 (re-exported)
+from vidrec.data import crops, modalities, samplers
+from vidrec.data.modalities import decode_frames  # noqa: F401 (re-exported)
 from vidrec.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -60,18 +62,19 @@ class VideoSource:
             if isinstance(f, tfds.features.Video)}
     return self.features.deserialize_example(serialized, decoders=skip)
 
+  def parse_streams(self, serialized: tf.Tensor, modality: modalities.Modality) -> dict[str, tf.Tensor]:
+    """Only what the pipeline reads: the modality's frame streams (string[T] of JPEGs each) and
+    ``label`` (``tf.io.parse_single_example``; ``parse`` converts every feature, ~1 ms more a clip)."""
+    spec = {k: tf.io.VarLenFeature(tf.string) for k in modality.features}
+    ex = tf.io.parse_single_example(serialized, {**spec, "label": tf.io.FixedLenFeature([], tf.int64)})
+    return {k: (v.values if k in spec else v) for k, v in ex.items()}
+
 
 def resize(frames: tf.Tensor, size) -> tf.Tensor:
-  """Resizes [L,H,W,3] (float32 out): ``size`` = (h, w) is a fixed size; (s,) or a scalar s makes the
-  short side s."""
-  frames = tf.cast(frames, tf.float32)
-  if isinstance(size, (tuple, list)) and len(size) == 2:
-    return tf.image.resize(frames, size, antialias=True)
-  size = size[0] if isinstance(size, (tuple, list)) else size
-  h, w = tf.shape(frames)[1], tf.shape(frames)[2]
-  scale = tf.cast(size, tf.float32) / tf.cast(tf.minimum(h, w), tf.float32)
-  new_hw = tf.cast(tf.round(tf.cast(tf.stack([h, w]), tf.float32) * scale), tf.int32)
-  return tf.image.resize(frames, tf.maximum(new_hw, size), antialias=True)
+  """Whole frames [L,H,W,C] resized (float32 out; ``crops.resized_size`` says the size): the reference
+  the pipeline's crops equal (up to rounding to uint8); the pipeline itself never resizes whole frames."""
+  th, tw = crops.resized_size(tf.shape(frames)[1], tf.shape(frames)[2], size)
+  return tf.image.resize(tf.cast(frames, tf.float32), tf.stack([th, tw]), antialias=True)
 
 
 def make_sampler(cfg: ml_collections.ConfigDict) -> samplers.TemporalSampler:
@@ -94,9 +97,10 @@ def sample_train_indices(num_frames: tf.Tensor, position: tf.Tensor,
 
 def augment_train(frames: tf.Tensor, label: tf.Tensor, position: tf.Tensor, source: VideoSource,
                   cfg: ml_collections.ConfigDict, seed: int) -> dict[str, tf.Tensor]:
-  """[L,H,W,C] frames (0-255) -> (optional scale jitter) resize, random crop (or TSN's multi-scale
-  corner crop, ``input.multiscale_crop``), flip with the label map, normalisation of the modality; all
-  random choices seeded by (seed, position)."""
+  """uint8 [L,H,W,C] frames -> uint8 [L,crop,crop,C]: a random crop of the frames as resized to
+  ``input.resize`` (short side jittered by ``input.scale_jitter``), or TSN's multi-scale corner crop
+  (``input.multiscale_crop``), computed from the crop's source window only (``vidrec.data.crops``);
+  a flip with the label map. Every random choice is seeded by (seed, position)."""
   modality = modalities.get(cfg)
   key = tf.stack([tf.constant(seed, tf.int64), position])
   keys = tf.random.experimental.stateless_split(key, 3)
@@ -104,28 +108,32 @@ def augment_train(frames: tf.Tensor, label: tf.Tensor, position: tf.Tensor, sour
   if any(cfg.scale_jitter):
     lo, hi = cfg.scale_jitter
     size = tf.random.stateless_uniform([], keys[0], lo, hi + 1, tf.int32)
-  frames = resize(frames, size)
+  th, tw = crops.resized_size(tf.shape(frames)[1], tf.shape(frames)[2], size)
   if cfg.get("multiscale_crop"):
-    frames = multiscale_crop(frames, cfg.multiscale_crop, cfg.crop, keys[1])
+    frames = crops.box_of_resized(frames, (th, tw), multiscale_box(th, tw, cfg.multiscale_crop, keys[1]),
+                                  cfg.crop)
   else:
-    crop = tf.image.stateless_random_crop(
-        tf.transpose(frames, [1, 2, 0, 3]),
-        [cfg.crop, cfg.crop, tf.shape(frames)[0], tf.shape(frames)[3]], keys[1])
-    frames = tf.transpose(crop, [2, 0, 1, 3])
+    check = tf.debugging.assert_less_equal(
+        cfg.crop, tf.minimum(th, tw), message=f"input.crop={cfg.crop} is larger than the resized frames: "
+                                              f"raise input.resize or lower input.crop")
+    with tf.control_dependencies([check]):
+      yx = tf.random.stateless_uniform([2], keys[1], 0, 1 << 30, tf.int32) % tf.stack(
+          [th - cfg.crop + 1, tw - cfg.crop + 1])
+    frames = crops.crop_of_resized(frames, (th, tw), yx[0], yx[1], cfg.crop)
   label = tf.cast(label, tf.int32)
   if cfg.flip:
     flip = tf.random.stateless_uniform([], keys[2]) < 0.5
     frames = tf.cond(flip, lambda: modality.flip(frames), lambda: frames)
     label = tf.where(flip, tf.gather(tf.constant(source.flip_map), label), label)
-  frames = tf.ensure_shape(frames, [None, cfg.crop, cfg.crop, modality.channels(cfg)])
-  return {"video": modality.normalize(frames, cfg), "label": label}
+  return {"video": tf.ensure_shape(frames, [None, cfg.crop, cfg.crop, modality.channels(cfg)]),
+          "label": label}
 
 
-def multiscale_crop(frames: tf.Tensor, scales, out: int, key: tf.Tensor) -> tf.Tensor:
-  """TSN's multi-scale corner crop (tsn-pytorch ``GroupMultiScaleCrop``, ``more_fix_crop``): side
-  lengths ``scales`` x short side with at most one step of aspect distortion, at one of 13 fixed
-  positions (corners, centre, edge midpoints, quarter points), resized to ``out`` x ``out``."""
-  h, w = tf.shape(frames)[1], tf.shape(frames)[2]
+def multiscale_box(h: tf.Tensor, w: tf.Tensor, scales, key: tf.Tensor) -> tf.Tensor:
+  """TSN's multi-scale corner crop (tsn-pytorch ``GroupMultiScaleCrop``, ``more_fix_crop``) of an
+  h x w frame: the box int32 (y, x, bh, bw) with side lengths ``scales`` x short side and at most one
+  step of aspect distortion, at one of 13 fixed positions (corners, centre, edge midpoints, quarter
+  points); ``crops.box_of_resized`` resizes it to the crop size."""
   sizes = tf.cast(tf.cast(tf.minimum(h, w), tf.float32) * tf.constant(scales, tf.float32), tf.int32)
   pairs = tf.constant([(i, j) for i in range(len(scales)) for j in range(len(scales)) if abs(i - j) <= 1])
   grid = tf.constant([(0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4, 2), (2, 4), (2, 0),
@@ -133,14 +141,13 @@ def multiscale_crop(frames: tf.Tensor, scales, out: int, key: tf.Tensor) -> tf.T
   k = tf.random.stateless_uniform([2], key, 0, 1 << 30, tf.int32)
   pair, pos = pairs[k[0] % tf.shape(pairs)[0]], grid[k[1] % 13]
   ch, cw = tf.minimum(sizes[pair[0]], h), tf.minimum(sizes[pair[1]], w)
-  y, x = pos[1] * ((h - ch) // 4), pos[0] * ((w - cw) // 4)
-  return tf.image.resize(frames[:, y:y + ch, x:x + cw], (out, out), antialias=True)
+  return tf.stack([pos[1] * ((h - ch) // 4), pos[0] * ((w - cw) // 4), ch, cw])
 
 
 def _train_example(raw: tf.Tensor, position: tf.Tensor, source: VideoSource,
                    sampler: samplers.TemporalSampler, cfg: ml_collections.ConfigDict, seed: int):
-  ex = source.parse(raw)
   modality = modalities.get(cfg)
+  ex = source.parse_streams(raw, modality)
   indices = sample_train_indices(modality.length(ex), position, sampler, seed)
   return augment_train(modality.decode(ex, indices, cfg), ex["label"], position, source, cfg, seed)
 
@@ -202,31 +209,33 @@ def readable_example(counter: tf.Tensor, example) -> tf.data.Dataset:
 
 def _test_views(raw: tf.Tensor, video_index: tf.Tensor, source: VideoSource,
                 sampler: samplers.TemporalSampler, cfg: ml_collections.ConfigDict):
-  """All views of one video: float [V, L, crop, crop, C] (0-255) plus per-view ids."""
-  ex = source.parse(raw)
+  """All views of one video: uint8 [V, L, crop, crop, C] plus per-view ids. Each view is a crop of the
+  frames as resized to ``input.resize``, computed from its source window only."""
   modality = modalities.get(cfg)
+  ex = source.parse_streams(raw, modality)
   channels = modality.channels(cfg)
   clips = tf.numpy_function(lambda n: sampler.test(int(n)), [modality.length(ex)], tf.int32,
                             stateful=False)
   num_clips = tf.shape(clips)[0]
-  frames = resize(modality.decode(ex, tf.reshape(clips, [-1]), cfg), cfg.resize)
+  frames = modality.decode(ex, tf.reshape(clips, [-1]), cfg)
   h, w = tf.shape(frames)[1], tf.shape(frames)[2]
+  th, tw = crops.resized_size(h, w, cfg.resize)
   frames = tf.reshape(frames, [num_clips, -1, h, w, channels])
-  crops = tf.numpy_function(
+  boxes = tf.numpy_function(
       lambda hh, ww: samplers.spatial_views(int(hh), int(ww), cfg.crop, cfg.test_spatial,
-                                            cfg.test_flip), [h, w], tf.int32, stateful=False)
-  crops = tf.reshape(crops, [-1, 3])
+                                            cfg.test_flip), [th, tw], tf.int32, stateful=False)
+  boxes = tf.reshape(boxes, [-1, 3])
 
   def view(k, c):
-    y, x, f = crops[c, 0], crops[c, 1], crops[c, 2]
-    v = frames[k, :, y:y + cfg.crop, x:x + cfg.crop]
+    y, x, f = boxes[c, 0], boxes[c, 1], boxes[c, 2]
+    v = crops.crop_of_resized(frames[k], (th, tw), y, x, cfg.crop)
     return tf.cond(f > 0, lambda: modality.flip(v), lambda: v)
 
-  num_crops = tf.shape(crops)[0]
+  num_crops = tf.shape(boxes)[0]
   k, c = tf.meshgrid(tf.range(num_clips), tf.range(num_crops), indexing="ij")
   k, c = tf.reshape(k, [-1]), tf.reshape(c, [-1])
   videos = tf.map_fn(lambda kc: view(kc[0], kc[1]), (k, c),
-                     fn_output_signature=tf.TensorSpec([None, cfg.crop, cfg.crop, channels], tf.float32))
+                     fn_output_signature=tf.TensorSpec([None, cfg.crop, cfg.crop, channels], tf.uint8))
   num_views = tf.shape(k)[0]
   return {"video": videos, "label": tf.fill([num_views], tf.cast(ex["label"], tf.int32)),
           "video_index": tf.fill([num_views], tf.cast(video_index, tf.int32)),
@@ -239,14 +248,13 @@ def eval_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global_
   Videos that cannot be read or decoded are left out."""
   local = global_batch // process_count
   sampler = make_sampler(cfg)
-  modality = modalities.get(cfg, source.features)
+  modalities.get(cfg, source.features)
   ds = tf.data.Dataset.from_tensor_slices(np.arange(process_index, len(source), process_count))
   ds = ds.map(lambda i: (tf.numpy_function(source.read, [i], tf.string, stateful=False), i),
               num_parallel_calls=AUTOTUNE)
   ds = ds.map(lambda raw, i: _test_views(raw, i, source, sampler, cfg), num_parallel_calls=AUTOTUNE)
   ds = ds.ignore_errors()     # a video whose frames do not decode is left out (evaluate reports it)
-  ds = ds.unbatch().map(lambda ex: {**ex, "video": modality.normalize(ex["video"], cfg)})
-  return ds.batch(local).prefetch(cfg.get("prefetch", 2))
+  return ds.unbatch().batch(local).prefetch(cfg.get("prefetch", 2))
 
 
 def padded_batches(ds: tf.data.Dataset, batch_size: int) -> Iterator[dict[str, np.ndarray]]:

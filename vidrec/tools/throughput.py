@@ -1,7 +1,8 @@
 """Input-pipeline throughput: python -m vidrec.tools.throughput --data_dir D [--num_videos 64] [--seconds 8].
 
 Measures clips/s of the training input pipeline (``vidrec.data.pipeline.train_dataset``: read one
-record by index, sample frame indices, decode only those JPEGs, resize, crop, flip, normalise, batch)
+record by index, sample frame indices, decode only those JPEGs, crop of the resized frames, flip, uint8
+batch)
 for the two standard inputs:
 
   (a) ``dense``:    16 x 112 x 112 dense clips from 128-short-side JPEGs (configs/resnet3d_ucf101.py:
@@ -9,10 +10,10 @@ for the two standard inputs:
   (b) ``segments``: 8 segments x 224 x 224 from 256-short-side JPEGs (configs/u2s_sthv2.py: short
                     side jittered in [224, 340], random 224 crop);
 
-and, for each, two variants of the per-example function (passed to ``train_dataset`` as its
-``example_fn``, so reading, ordering and batching stay the same): ``decode_all``, every frame of the video decoded first and the
-sampled frames picked afterwards (what reading a ``tfds.features.Video`` with its default decoder
-costs), and ``proposed``, a prototype of the pipeline changes docs/throughput.md proposes.
+and, for each, a variant of the per-example function (passed to ``train_dataset`` as its
+``example_fn``, so reading, ordering and batching stay the same): ``decode_all``, every frame of the
+video decoded first and the sampled frames picked afterwards (what reading a ``tfds.features.Video``
+with its default decoder costs).
 
 Each is measured on one core (the process pinned to one CPU with ``sched_setaffinity`` and tf.data's
 ``private_threadpool_size=1``, ``max_intra_op_parallelism=1``) and with the defaults on all the cores
@@ -176,9 +177,8 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--batch", type=int, default=16, help="clips per batch")
   p.add_argument("--seconds", type=float, default=8.0, help="timed seconds per measurement")
   p.add_argument("--cases", default="ab", help="which of (a), (b) to measure: a, b or ab")
-  p.add_argument("--variants", default="sampled,decode_all,proposed",
-                 help="sampled: the pipeline as it is; decode_all: every frame decoded first; "
-                      "proposed: the pipeline with the changes docs/throughput.md proposes")
+  p.add_argument("--variants", default="sampled,decode_all",
+                 help="sampled: the pipeline as it is; decode_all: every frame decoded first")
   p.add_argument("--one_core_only", action="store_true", help="skip the all-cores runs")
   p.add_argument("--measure_json", default=None, help=argparse.SUPPRESS)
   return p

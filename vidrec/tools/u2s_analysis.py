@@ -118,8 +118,3 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float("nan")
   return float(np.corrcoef(x, y)[0, 1])
 
-
-def unnormalize(video: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-  """Pipeline input ``(x - mean) / std`` (0-255 range) -> uint8 frames."""
-  x = np.asarray(video, np.float32) * np.asarray(std, np.float32) + np.asarray(mean, np.float32)
-  return np.clip(np.round(x), 0, 255).astype(np.uint8)

@@ -11,7 +11,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from vidrec.errors import MissingDataError
-from vidrec.tools.u2s_analysis import unnormalize
 
 
 @dataclasses.dataclass
@@ -61,14 +60,14 @@ def run_split(config, s, ts, source, feature_heads: Sequence[str],
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from vidrec import aggregations, evaluate, trainer  # pylint: disable=g-import-not-at-top
-  from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
+  from vidrec.data import modalities, pipeline  # pylint: disable=g-import-not-at-top
   if jax.process_count() > 1:
     raise NotImplementedError("vidrec.tools.visualize_u2s runs in a single process")
   heads = ("logits",) + tuple(feature_heads) + tuple(first_view_heads)
 
   @jax.jit
   def apply_fn(variables, video, labels):
-    out = s.model.apply(variables, video, train=False, labels=labels)
+    out = s.model.apply(variables, modalities.model_input(video, config.input), train=False, labels=labels)
     return {h: out[h].astype(jnp.float32) for h in heads}
 
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size)
@@ -89,15 +88,14 @@ def run_split(config, s, ts, source, feature_heads: Sequence[str],
 
 
 def first_view_frames(config, source, indices: Sequence[int]) -> dict[int, np.ndarray]:
-  """The first view of each video in ``indices`` as the pipeline feeds it, un-normalised to uint8."""
+  """The first view of each video in ``indices`` as the pipeline ships it (uint8)."""
   from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
   sub = _SubsetSource(source, indices)
   out: dict[int, np.ndarray] = {}
   ds = pipeline.eval_dataset(sub, config.input, global_batch=config.eval.batch_size)
   for batch in ds.as_numpy_iterator():
     for row in np.flatnonzero(batch["view_index"] == 0):
-      out[int(sub.indices[batch["video_index"][row]])] = unnormalize(
-          batch["video"][row], config.input.mean, config.input.std)
+      out[int(sub.indices[batch["video_index"][row]])] = batch["video"][row]
   return out
 
 

@@ -80,7 +80,7 @@ def attention_of_run(config, workdir: str, videos: Sequence[int]) -> tuple[list,
   """First test clip of each video in ``videos``: (frames 0-255, attention [T, K2], title)."""
   import jax  # pylint: disable=g-import-not-at-top
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
+  from vidrec.data import modalities, pipeline  # pylint: disable=g-import-not-at-top
   s = trainer.setup(config)
   mngr = trainer.checkpoint_manager(workdir, config)
   if mngr.latest_step() is None:
@@ -96,13 +96,12 @@ def attention_of_run(config, workdir: str, videos: Sequence[int]) -> tuple[list,
         found[int(v)] = (batch["video"][i], int(batch["label"][i]))
     if len(found) == len(wanted):
       break
-  apply = jax.jit(lambda var, x: s.model.apply(var, x, train=False))
+  apply = jax.jit(lambda var, x: s.model.apply(var, modalities.model_input(x, config.input), train=False))
   clips, atts, titles = [], [], []
-  mean, std = np.asarray(config.input.mean), np.asarray(config.input.std)
   for v in videos:
     video, label = found[v]
     out = apply(trainer.variables_of(ts), video[None])
-    clips.append(video * std + mean)
+    clips.append(video.astype(np.float32))
     atts.append(np.asarray(out["attention"][0]))
     pred = int(np.argmax(out["logits"][0]))
     titles.append(f"video {v}: {source.class_names[label]} -> predicted {source.class_names[pred]}")

@@ -137,7 +137,7 @@ def trained_video_alphas(config: Any, workdir: str, split: str, video_index: int
   import jax  # pylint: disable=g-import-not-at-top
 
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
+  from vidrec.data import modalities, pipeline  # pylint: disable=g-import-not-at-top
   s = trainer.setup(config)
   mngr = trainer.checkpoint_manager(workdir, config)
   ts, _ = trainer.restore(mngr, s.abstract_state, step)
@@ -147,9 +147,9 @@ def trained_video_alphas(config: Any, workdir: str, split: str, video_index: int
   view = next(ds.filter(lambda ex: ex["video_index"] == video_index).take(1).as_numpy_iterator(), None)
   if view is None:
     raise UserError(f"{split} has {len(source)} videos; --video_index={video_index} is out of range")
-  outputs = jax.jit(lambda v, x: s.model.apply(v, x, train=False))(trainer.variables_of(ts), view["video"][None])
-  frames = view["video"] * np.asarray(config.input.std) + np.asarray(config.input.mean)
-  return np.clip(frames / 255.0, 0, 1), alphas_from_outputs(outputs), source.class_names[int(view["label"])]
+  apply = jax.jit(lambda v, x: s.model.apply(v, modalities.model_input(x, config.input), train=False))
+  outputs = apply(trainer.variables_of(ts), view["video"][None])
+  return view["video"] / 255.0, alphas_from_outputs(outputs), source.class_names[int(view["label"])]
 
 
 def main(argv: Sequence[str]) -> None:
