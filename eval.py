@@ -18,8 +18,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   parallel.initialize()
-  from vidrec import evaluate  # pylint: disable=g-import-not-at-top
-  evaluate.evaluate(_CONFIG.value, _WORKDIR.value, _SPLIT.value, _STEP.value)
+  from vidrec import evaluate, procedures  # pylint: disable=g-import-not-at-top
+  evaluate.evaluate(procedures.eval_config(_CONFIG.value, _WORKDIR.value), _WORKDIR.value, _SPLIT.value,
+                    _STEP.value)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   parallel.initialize()
-  from vidrec import evaluate, trainer  # pylint: disable=g-import-not-at-top
-  trainer.train(_CONFIG.value, _WORKDIR.value, _ALLOW_CHANGE.value)
+  from vidrec import evaluate, procedures  # pylint: disable=g-import-not-at-top
+  procedures.train(_CONFIG.value, _WORKDIR.value, _ALLOW_CHANGE.value)
   if _EVAL.value:
-    evaluate.evaluate(_CONFIG.value, _WORKDIR.value)
+    evaluate.evaluate(procedures.eval_config(_CONFIG.value, _WORKDIR.value), _WORKDIR.value)
 
 
 if __name__ == "__main__":

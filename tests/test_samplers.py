@@ -66,6 +66,18 @@ def test_segments_cover_video(num_frames):
     assert np.all(np.abs(test - centres) <= 1.0)
 
 
+def test_segments_shared_offset_keeps_the_spacing():
+  rng = np.random.default_rng(1)
+  starts = set()
+  for _ in range(30):
+    idx = samplers.segments(80, 8, rng, shared_offset=True)
+    np.testing.assert_array_equal(np.diff(idx), 10)            # equal parts of 10 frames, same position
+    starts.add(int(idx[0]))
+  assert len(starts) > 3 and min(starts) >= 0 and max(starts) < 10
+  s = samplers.TEMPORAL_SAMPLERS.get("segments_shared")(num_segments=8)
+  np.testing.assert_array_equal(s.test(80), samplers.segments(80, 8)[None])
+
+
 def test_segments_with_snippets():
   idx = samplers.segments(40, 4, None, frames_per_segment=5)
   assert idx.shape == (20,)

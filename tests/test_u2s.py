@@ -23,7 +23,7 @@ MUTABLE = ["batch_stats", "u2s_stats"]
 
 
 def _cfg(**kw) -> ml_collections.ConfigDict:
-  base = dict(name="u2s", depth=18, width=8, csm_warmup_steps=0)
+  base = dict(name="u2s", depth=18, width=8, csm_warmup_steps=0, csm_distance="cosine")
   base.update(kw)
   return ml_collections.ConfigDict(base)
 
@@ -88,6 +88,36 @@ def test_similarity_cosine_and_fixed_alpha():
   np.testing.assert_array_equal(c, expected)
 
 
+def test_similarity_centred_cosine_numpy():
+  rng = np.random.default_rng(5)
+  xi = (0.8 + 0.05 * rng.uniform(size=(5, 7))).astype(np.float32)   # a large shared component
+  counts = np.array([2, 1, 4, 3, 0])                                 # class 4: no statistics
+  s = np.asarray(csm_lib.class_similarity(jnp.asarray(xi), jnp.asarray(counts), "centred_cosine"))
+  d = xi[:4] - xi[:4].mean(0)
+  n = np.linalg.norm(d, axis=1)
+  ref = np.zeros((5, 5))
+  ref[:4, :4] = np.clip(d @ d.T / np.outer(n, n), 0, 1)
+  np.fill_diagonal(ref, 1.0)
+  np.testing.assert_allclose(s, ref, rtol=1e-5, atol=1e-6)
+  plain = np.asarray(csm_lib.class_similarity(jnp.asarray(xi), jnp.asarray(counts), "cosine"))
+  off = ~np.eye(4, dtype=bool)
+  assert plain[:4, :4][off].min() > 0.99               # uncentred: every pair looks alike
+  assert s[:4, :4][off].min() == 0.0                   # centred: dissimilar pairs clip to 0
+
+
+def test_num_confusing_from_top_n_numpy():
+  scores = np.array([[0.9, 0.05, 0.03, 0.02],          # label 0: rank 1
+                     [0.1, 0.6, 0.2, 0.1],             # label 2: rank 2
+                     [0.5, 0.2, 0.2, 0.1],             # label 1: rank 2 (tie with class 2 counts for it)
+                     [0.4, 0.3, 0.2, 0.1]])            # label 3: rank 4
+  labels = np.array([0, 2, 1, 3])
+  # top-1 25%, top-2 75%, top-3 75%, top-4 100%
+  for standard, n in ((0.25, 1), (0.5, 2), (0.75, 2), (0.85, 4), (1.0, 4)):
+    assert csm_lib.num_confusing_from_top_n(scores, labels, standard) == n
+  with pytest.raises(Exception, match="standard"):
+    csm_lib.num_confusing_from_top_n(scores, labels, 0.0)
+
+
 def test_similarity_l1_and_unseen_classes():
   counts = jnp.array([3, 1, 2, 0])
   s = np.asarray(csm_lib.class_similarity(jnp.asarray(XI), counts, distance="l1"))
@@ -103,17 +133,19 @@ def test_similarity_l1_and_unseen_classes():
 
 
 def test_alpha_rule_num_confusing():
-  # Symmetric S with distinct pair values: N confusing classes per class on average -> N * M positives.
+  # Symmetric S with distinct pair values: N confusing classes per class on average, the class itself
+  # included (the top-N set of Sec. IV-B's rule) -> (N - 1) * M off-diagonal positives.
   s = np.eye(4, dtype=np.float32)
   vals = {(0, 1): 0.9, (2, 3): 0.8, (0, 2): 0.7, (1, 3): 0.6, (0, 3): 0.5, (1, 2): 0.4}
   for (i, j), v in vals.items():
     s[i, j] = s[j, i] = v
-  for n, expect_alpha in ((1, 0.7), (1.5, 0.6), (0, 0.9)):
+  for n, expect_alpha in ((2, 0.7), (2.5, 0.6), (1, 0.9)):
     alpha = float(csm_lib.alpha_for_num_confusing(jnp.asarray(s), n))
     assert alpha == pytest.approx(expect_alpha)
     c = np.asarray(csm_lib.binary_csm(jnp.asarray(s), None, n))
     off = c - np.eye(4)
-    assert off.sum() == round(n * 4)
+    assert off.sum() == round((n - 1) * 4)
+    assert c.sum(0).mean() == pytest.approx(n)            # N per column on average, itself included
     np.testing.assert_array_equal(off, ((s > expect_alpha) & ~np.eye(4, dtype=bool)).astype(np.float32))
   # N * M >= M (M - 1): every pair confusing.
   assert np.all(np.asarray(csm_lib.binary_csm(jnp.asarray(s), None, 10)) == 1)
@@ -144,8 +176,9 @@ def test_apply_mask_norms():
   out, a = u2s.apply_mask(jnp.asarray(f), jnp.asarray(m), "sigmoid_residual")
   np.testing.assert_allclose(out, f * (1 + sig), rtol=1e-5)
   np.testing.assert_allclose(a, sig, rtol=1e-5)
-  out, _ = u2s.apply_mask(jnp.asarray(f), jnp.asarray(m), "multiply")
+  out, a = u2s.apply_mask(jnp.asarray(f), jnp.asarray(m), "multiply")
   np.testing.assert_allclose(out, f * sig, rtol=1e-5)
+  np.testing.assert_allclose(a, sig, rtol=1e-5)
   out, a = u2s.apply_mask(jnp.asarray(f), jnp.asarray(m), "softmax")
   e = np.exp(m.reshape(2, -1))
   sm = (e / e.sum(-1, keepdims=True)).reshape(m.shape)
@@ -298,6 +331,21 @@ def test_update_class_stats_numpy():
   np.testing.assert_array_equal(cnt, rc)
 
 
+def test_csm_pass_average_over_all_samples_numpy():
+  """The CSM pass (``u2s_stages.csm_pass``) folds every video into fresh statistics at once: the exact
+  per-class mean of Eq. 1 over all samples of the class (Sec. III-A)."""
+  rng = np.random.default_rng(6)
+  xi = rng.uniform(size=(40, 5)).astype(np.float32)
+  lab = rng.integers(0, 6, size=40)
+  lab[lab == 4] = 5                                    # class 4 has no sample
+  mean, count = csm_lib.update_class_stats(jnp.zeros((6, 5)), jnp.zeros((6,), jnp.int32), jnp.asarray(xi),
+                                           jnp.asarray(lab), None)
+  for m in range(6):
+    ref = xi[lab == m].mean(0) if (lab == m).any() else np.zeros(5)
+    np.testing.assert_allclose(mean[m], ref, rtol=1e-5, atol=1e-7)
+  np.testing.assert_array_equal(count, np.bincount(lab, minlength=6))
+
+
 def test_model_stats_update_and_checkpoint_round_trip(u2s_model, video, labels, tmp_path):
   import orbax.checkpoint as ocp
   model, variables = u2s_model
@@ -352,8 +400,9 @@ def _check_outputs(out, variant, c):
     assert out["mask"].shape[:2] == (B, T) and out["mask"].shape[-1] == 1
   else:
     assert "mask" not in out and "csm" not in out
-  # combined prediction: log of the mean of the UN and CSN softmax scores
-  p = (jax.nn.softmax(out["logits_un"]) + jax.nn.softmax(out["logits_csn"])) / 2
+  # combined prediction (Table I's best row): log of the mean softmax of universal (+ bridge) + specific
+  heads = ["logits_un", "logits_csn"] + (["logits_mn"] if variant in u2s.MN_VARIANTS else [])
+  p = sum(jax.nn.softmax(out[h]) for h in heads) / len(heads)
   np.testing.assert_allclose(out["logits"], np.log(p), rtol=1e-5, atol=1e-6)
 
 
@@ -390,6 +439,34 @@ def test_sum_logits_combine_mn_softmax_mask(video, labels):
                              rtol=1e-5)
   chex.assert_shape(out["mask"], (B, T, 1, 1, 1))
   np.testing.assert_allclose(np.asarray(out["mask"]).sum((1, 2, 3, 4)), 1.0, rtol=1e-5)
+
+
+def test_default_mask_is_context_gating(video, labels):
+  """The default mask can suppress CSN's features (sigma(m) * F); the residual option cannot."""
+  for norm, suppressed in ((None, True), ("sigmoid_residual", False)):
+    model = build_model(_cfg(**({} if norm is None else {"mask_norm": norm})), M)
+    variables = _fast_init(model, video)
+    params = jax.tree.map(lambda x: x, variables["params"])
+    params["mask_net"]["mask_conv"]["bias"] = jnp.full((M,), -50.0)   # every mask ~ -50
+    params["mask_net"]["mask_conv"]["kernel"] = jnp.zeros_like(params["mask_net"]["mask_conv"]["kernel"])
+    out = model.apply({**variables, "params": params}, video, train=False, labels=labels)
+    bias = np.broadcast_to(np.asarray(params["csn_head"]["bias"]), (B, M))
+    np.testing.assert_allclose(out["mask"], 1 / (1 + np.exp(50.0)), rtol=1e-4)
+    if suppressed:
+      np.testing.assert_allclose(out["logits_csn"], bias, atol=1e-5)
+    else:
+      assert not np.allclose(out["logits_csn"], bias, atol=1e-3)
+
+
+def test_frozen_statistics_are_used_and_never_updated(video, labels):
+  model = build_model(_cfg(csm_alpha=0.5, csm_warmup_steps=10 ** 6, csm_frozen=True), M)
+  variables = _fast_init(model, video)
+  c = variables["u2s_stats"]["class_sparsity"].shape[1]
+  sp, counts, expected = _designed_stats(c)
+  variables = _set_stats(variables, sp, counts, 0)
+  out, state = model.apply(variables, video, train=True, labels=labels, mutable=MUTABLE)
+  np.testing.assert_array_equal(out["csm"], expected)          # used although updates < warm-up
+  chex.assert_trees_all_equal(state["u2s_stats"], variables["u2s_stats"])
 
 
 def test_unknown_variant_raises(video):

@@ -8,6 +8,8 @@ from ml_collections naming the key, and ``validate`` catches unknown names befor
 """
 from __future__ import annotations
 
+import copy
+
 import ml_collections
 
 from vidrec.errors import UserError
@@ -91,3 +93,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps", "accum_steps"):
     if config[key] <= 0:
       raise UserError(f"{key} must be positive, got {config[key]}")
+
+
+def with_overrides(config: ml_collections.ConfigDict, overrides: dict[str, object]) -> ml_collections.ConfigDict:
+  """A copy of ``config`` with ``{"a.b": value}`` set (existing keys only, as on the command line), set
+  before references are resolved, so a field derived from an overridden one follows it (e.g. joint_lstm's
+  ``optimizer.frozen`` from ``model.finetune_vgg``)."""
+  config = copy.deepcopy(config)
+  for key, value in overrides.items():
+    *path, leaf = key.split(".")
+    node = config
+    for p in path:
+      node = node[p]
+    node[leaf] = value
+  return config.copy_and_resolve_references()

@@ -85,6 +85,15 @@ def collect_view_outputs(apply_fn: Callable, variables, ds, mesh, heads: tuple[s
   return views, labels
 
 
+def blank_batch(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+  """An all-masked evaluation batch of this process's shapes (``collect_view_outputs``'s ``blank``)."""
+  from vidrec import trainer  # pylint: disable=g-import-not-at-top
+  local_batch = config.eval.batch_size // jax.process_count()
+  return {"video": np.zeros(trainer.input_shape(config, local_batch, test=True), np.uint8),
+          "label": np.zeros(local_batch, np.int32), "video_index": np.zeros(local_batch, np.int32),
+          "mask": np.zeros(local_batch, bool)}
+
+
 def local_video_scores(views: dict[int, dict[int, np.ndarray]], labels: dict[int, int], num_classes: int,
                        rule: Callable, num_crops: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
   """This process's videos aggregated by ``rule`` over their views in view_index order (``num_crops``
@@ -169,11 +178,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
 
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size,
                              process_index=jax.process_index(), process_count=jax.process_count())
-  local_batch = config.eval.batch_size // jax.process_count()
-  blank = {"video": np.zeros(trainer.input_shape(config, local_batch, test=True), np.uint8),
-           "label": np.zeros(local_batch, np.int32), "video_index": np.zeros(local_batch, np.int32),
-           "mask": np.zeros(local_batch, bool)}
-  views, labels = collect_view_outputs(apply_fn, trainer.variables_of(ts), ds, s.mesh, heads, blank)
+  views, labels = collect_view_outputs(apply_fn, trainer.variables_of(ts), ds, s.mesh, heads,
+                                       blank_batch(config))
   rule = aggregations.AGGREGATIONS.get(config.eval.aggregation)
   scored = scored_videos(labels, source, config.dataset.max_unreadable_fraction)
   report = {"split": split, "aggregation": config.eval.aggregation, "checkpoint_step": int(ts.step),

@@ -89,15 +89,17 @@ def sliding_clips(num_frames: int, clip_len: int, stride: int, clip_stride: int,
 
 
 def segments(num_frames: int, num_segments: int, rng: np.random.Generator | None = None,
-             frames_per_segment: int = 1, short_video: str = "loop") -> np.ndarray:
+             frames_per_segment: int = 1, short_video: str = "loop", shared_offset: bool = False) -> np.ndarray:
   """TSN sampling: split the video into ``num_segments`` equal parts and take ``frames_per_segment``
   consecutive frames from each, at a random offset (training, ``rng`` given) or the centre (test).
+  ``shared_offset``: one random offset for every segment (U2S, paper 003 Sec. IV-B: "the frames are
+  sampled at the same position in each subsection"), so the frames are evenly spaced.
   int32[num_segments * frames_per_segment]."""
   _check(num_frames)
   length = num_frames / num_segments
   begin = np.arange(num_segments) * length
   usable = np.maximum(length - frames_per_segment + 1, 1.0)
-  offset = rng.random(num_segments) * usable if rng is not None else usable / 2
+  offset = rng.random(1 if shared_offset else num_segments) * usable if rng is not None else usable / 2
   first = np.minimum(np.floor(begin + offset).astype(int), num_frames - 1)
   indices = (first[:, None] + np.arange(frames_per_segment)[None]).reshape(-1)
   return _fit(indices, num_frames, short_video)
@@ -179,6 +181,18 @@ def _segments(num_segments: int, frames_per_segment: int = 1, short_video: str =
   return TemporalSampler(
       lambda n, rng: segments(n, num_segments, rng, frames_per_segment, short_video),
       lambda n: segments(n, test_segments, None, frames_per_segment, short_video)[None],
+      num_frames=num_segments * frames_per_segment)
+
+
+@TEMPORAL_SAMPLERS.register("segments_shared")
+def _segments_shared(num_segments: int, frames_per_segment: int = 1, short_video: str = "loop",
+                     **unused) -> TemporalSampler:
+  """U2S's segments (paper 003 Sec. IV-B): the same random position in every segment in training (the
+  frame spacing, i.e. "the movement rate between adjacent frames", is kept), the centres at test."""
+  del unused
+  return TemporalSampler(
+      lambda n, rng: segments(n, num_segments, rng, frames_per_segment, short_video, shared_offset=True),
+      lambda n: segments(n, num_segments, None, frames_per_segment, short_video)[None],
       num_frames=num_segments * frames_per_segment)
 
 

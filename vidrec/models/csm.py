@@ -1,10 +1,12 @@
 """U2S category similarity matrix (CSM) and category regularisation: pure functions (paper 003).
 
-Everything here is a pure ``jnp`` function (jit-able, no Flax state), used by ``vidrec.models.u2s``:
+Pure functions (``jnp`` and jit-able, no Flax state, except the numpy top-N rule, which runs once on a
+pass's scores), used by ``vidrec.models.u2s`` and the staged schedule ``vidrec.u2s_stages``:
 
 * :func:`channel_sparsity` -- Eq. 1, ``Xi^c = 1 - Q^c`` per example.
-* :func:`update_class_stats` -- the per-class mean ``Xi_m`` (Sec. III-A "CSM"), accumulated online.
+* :func:`update_class_stats` -- the per-class mean ``Xi_m`` (Sec. III-A "CSM"), batch by batch.
 * :func:`class_similarity` -- Eq. 2, ``S = [1 - f_dist(Xi_i, Xi_j)]``.
+* :func:`num_confusing_from_top_n` -- N of Sec. IV-B's rule (top-N accuracy >= a standard), in numpy.
 * :func:`alpha_for_num_confusing`, :func:`binary_csm` -- the threshold ``alpha`` and ``C = [S > alpha]``.
 * :func:`selection_weights` -- which class masks the mask network averages (Fig. 3, right panel).
 * :func:`weight_similarity`, :func:`w_regular` -- Eq. 4-6.
@@ -15,10 +17,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-
+import numpy as np
 
 from vidrec.errors import UserError
-DISTANCES = ("cosine", "l1")
+
+DISTANCES = ("centred_cosine", "cosine", "l1")
 WEIGHT_SIMILARITIES = ("clipped_cosine", "shifted_cosine")
 
 
@@ -78,56 +81,89 @@ def update_class_stats(mean: jnp.ndarray, count: jnp.ndarray, xi: jnp.ndarray, l
 
 
 def class_similarity(means: jnp.ndarray, counts: jnp.ndarray | None = None,
-                     distance: str = "cosine", eps: float = 1e-12) -> jnp.ndarray:
+                     distance: str = "centred_cosine", eps: float = 1e-12) -> jnp.ndarray:
   """Eq. 2: ``s_ij = 1 - f_dist(Xi_i, Xi_j)``, an ``[M, M]`` float32 matrix in [0, 1] with unit diagonal.
 
   ``distance``:
-    * ``"cosine"``: ``f_dist = 1 - cos(Xi_i, Xi_j)``, so ``s_ij = cos``; the sparsity vectors are
-      non-negative, so the cosine already lies in [0, 1] (clipped for safety; a zero vector has
-      similarity 0 with everything).
+    * ``"centred_cosine"``: ``s_ij = max(cos(Xi_i - mu, Xi_j - mu), 0)`` with ``mu`` the mean of the class
+      vectors (of the classes with statistics): the cosine of each class's *deviation* from the average
+      sparsity pattern. Uncentred sparsity vectors share a large common component (every class leaves
+      the same channels mostly silent), which puts their plain cosine near 1 for every pair.
+    * ``"cosine"``: ``s_ij = cos(Xi_i, Xi_j)``; the sparsity vectors are non-negative, so the cosine already
+      lies in [0, 1] (clipped for safety; a zero vector has similarity 0 with everything).
     * ``"l1"``: normalised L1, ``f_dist = mean_c |Xi_i^c - Xi_j^c|`` (in [0, 1] since Xi in [0, 1]^C).
 
   Classes with ``counts == 0`` (no statistics yet) get similarity 0 with every other class.
   """
   m = means.astype(jnp.float32)
-  if distance == "cosine":
-    norm = jnp.linalg.norm(m, axis=-1)
-    s = (m @ m.T) / jnp.maximum(norm[:, None] * norm[None, :], eps)
-  elif distance == "l1":
+  valid = jnp.ones(m.shape[0], bool) if counts is None else counts > 0
+  if distance not in DISTANCES:
+    raise UserError(f"Unknown csm_distance {distance!r}; use one of {DISTANCES}.")
+  if distance == "centred_cosine":
+    w = valid.astype(jnp.float32)[:, None]
+    m = m - jnp.sum(m * w, axis=0) / jnp.maximum(jnp.sum(w), 1.0)
+  if distance == "l1":
     s = 1.0 - jnp.mean(jnp.abs(m[:, None, :] - m[None, :, :]), axis=-1)
   else:
-    raise UserError(f"Unknown csm_distance {distance!r}; use one of {DISTANCES}.")
+    norm = jnp.linalg.norm(m, axis=-1)
+    s = (m @ m.T) / jnp.maximum(norm[:, None] * norm[None, :], eps)
   s = jnp.clip(s, 0.0, 1.0)
-  if counts is not None:
-    valid = counts > 0
-    s = jnp.where(valid[:, None] & valid[None, :], s, 0.0)
+  s = jnp.where(valid[:, None] & valid[None, :], s, 0.0)
   eye = jnp.eye(m.shape[0], dtype=bool)
   return jnp.where(eye, 1.0, s)
 
 
-def alpha_for_num_confusing(similarity: jnp.ndarray, num_confusing: float) -> jnp.ndarray:
-  """The threshold giving each class ``num_confusing`` confusing classes on average (Sec. IV-B, Fig. 8).
+def num_confusing_from_top_n(scores: np.ndarray, labels: np.ndarray, standard: float) -> int:
+  """Sec. IV-B: the smallest N whose top-N accuracy reaches ``standard`` (0.85 for Sth-Sth-V2).
 
-  Returns the ``k``-th largest off-diagonal similarity (0-based), ``k = round(num_confusing * M)``, so that
-  ``S > alpha`` holds for exactly ``k`` off-diagonal entries when there are no ties (fewer with ties,
-  e.g. the symmetric pairs of S). ``k = 0`` -> no confusing class; ``k >= M (M - 1)`` -> ``-inf``
-  (every pair is confusing).
+  "We choose the threshold by letting the average number of confusing categories be N if this top-N
+  accuracy can achieve a high standard". A sample counts as top-N correct when fewer than N classes
+  score strictly higher than its label (ties in its favour, as ``metrics.topk_correct``).
+
+  Args:
+    scores: ``[num_samples, M]`` the UN's class scores (logits or probabilities).
+    labels: ``[num_samples]`` int ground truth.
+    standard: the accuracy to reach, in (0, 1].
+  Returns:
+    N in ``1..M`` (M reaches 100% by definition).
+  """
+  scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
+  if not 0.0 < standard <= 1.0 or len(labels) == 0:
+    raise UserError(f"The top-N rule needs samples and a standard in (0, 1], got {len(labels)} samples and "
+                    f"{standard}.")
+  rank = (scores > scores[np.arange(len(labels)), labels][:, None]).sum(1) + 1   # 1 = top-1 correct
+  top_n = np.array([(rank <= n).mean() for n in range(1, scores.shape[1] + 1)])
+  return int(np.argmax(top_n >= standard - 1e-12)) + 1
+
+
+def alpha_for_num_confusing(similarity: jnp.ndarray, num_confusing: float) -> jnp.ndarray:
+  """The threshold giving each class ``num_confusing`` = N confusing classes on average (Sec. IV-B).
+
+  N counts the class itself, as the top-N set of the rule that picks N does (the diagonal of C is
+  always positive): ``S > alpha`` must hold for ``k = round((N - 1) M)`` off-diagonal entries. Returns
+  the ``k``-th largest off-diagonal similarity (0-based), which gives exactly ``k`` when there are no
+  ties (fewer with ties, e.g. the symmetric pairs of S). ``N <= 1`` -> no confusing class besides
+  itself; ``k >= M (M - 1)`` -> ``-inf`` (every pair is confusing).
   """
   num = similarity.shape[0]
   eye = jnp.eye(num, dtype=bool)
   off = jnp.where(eye, -jnp.inf, similarity.astype(jnp.float32)).reshape(-1)
   desc = -jnp.sort(-off)                                  # M*M values, the M diagonal -inf last
-  k = int(min(max(round(num_confusing * num), 0), num * num - 1))
+  k = int(min(max(round((num_confusing - 1) * num), 0), num * num - 1))
   return desc[k]
 
 
 def binary_csm(similarity: jnp.ndarray, alpha: float | None = None,
-               num_confusing: float = 5) -> jnp.ndarray:
+               num_confusing: float | None = 5) -> jnp.ndarray:
   """``C = [S > alpha]`` as float32 ``{0, 1}^{M x M}`` with the diagonal forced to 1 (Eq. 6 needs C - I).
 
-  ``alpha=None`` picks alpha by :func:`alpha_for_num_confusing`.
+  ``alpha=None`` picks alpha by :func:`alpha_for_num_confusing` (then ``num_confusing`` is required).
   """
   if alpha is None:
+    if num_confusing is None:
+      raise UserError("csm_num_confusing is None (the top-N rule), which only the staged schedule resolves "
+                      "(procedure='u2s_stages' writes N into the later stages' configs); set "
+                      "--config.model.csm_num_confusing=N or --config.model.csm_alpha.")
     alpha = alpha_for_num_confusing(similarity, num_confusing)
   c = similarity > alpha
   c = c | jnp.eye(similarity.shape[0], dtype=bool)

@@ -15,9 +15,11 @@ Three subnetworks (Fig. 2):
   ``[B, T, H, W, 1]`` mask, normalised (``mask_norm``) and applied to CSN's group-3 features before
   pooling.
 * CSM (Eq. 1-2, :mod:`vidrec.models.csm`): the per-class mean channel sparsity of UN's group-3 output
-  is accumulated in the Flax collection ``"u2s_stats"`` (``class_sparsity [M, C]``, ``class_count [M]``,
-  ``updates []``), updated only with ``train=True`` and ground-truth ``labels``. Until
-  ``updates >= csm_warmup_steps`` the CSM is the identity (the MN uses the predicted class alone).
+  lives in the Flax collection ``"u2s_stats"`` (``class_sparsity [M, C]``, ``class_count [M]``,
+  ``updates []``). The paper's staged schedule (``vidrec.u2s_stages``) fills it once from the trained UN
+  over the whole training set and sets ``csm_frozen``; the online schedule updates it with every
+  ``train=True`` step that has ground-truth ``labels``, and until ``updates >= csm_warmup_steps`` the
+  CSM is the identity (the MN uses the predicted class alone).
 
 Config keys (``config.model``; defaults in brackets):
 
@@ -34,27 +36,35 @@ Config keys (``config.model``; defaults in brackets):
   ``"non_local"`` (e: a non-local block [26] on CSN's group-3 features instead of the MN), ``"oracle"``
   (f: the ground-truth ``labels`` select the masks, also at test time: ``labels`` is required), and
   ``"one_pass"`` (UN alone; ``logits`` = UN logits).
-* ``mask_norm`` ["sigmoid_residual"]: how the combined mask ``m`` weights CSN's features ``F``:
-  ``"sigmoid_residual"`` ``F * (1 + sigmoid(m))``; ``"multiply"`` ``F * sigmoid(m)``; ``"softmax"``
-  ``F * softmax_{T,H,W}(m) * (T H W)`` (average pooling then equals attention pooling).
-* ``csm_distance`` ["cosine"]: f_dist of Eq. 2: ``"cosine"`` or ``"l1"`` (normalised L1).
-* ``csm_alpha`` [None]: fixed threshold alpha of ``C = [S > alpha]``; None = chosen every step so that
-  each class has ``csm_num_confusing`` confusing classes on average.
-* ``csm_num_confusing`` [5]: N of that rule (Fig. 8: N = 5 best).
-* ``csm_warmup_steps`` [1000]: training updates of the statistics before the CSM is used.
-* ``stats_momentum`` [0.99]: per-class EMA momentum of the class sparsity; None = exact cumulative mean.
+* ``mask_norm`` ["multiply"]: how the combined mask ``m`` weights CSN's features ``F``:
+  ``"multiply"`` ``sigmoid(m) * F`` (context gating, the paper's [65]); ``"sigmoid_residual"``
+  ``F * (1 + sigmoid(m))``; ``"softmax"`` ``F * softmax_{T,H,W}(m) * (T H W)`` (average pooling then
+  equals attention pooling).
+* ``csm_distance`` ["centred_cosine"]: f_dist of Eq. 2: ``"centred_cosine"`` (cosine of the class
+  vectors minus their mean), ``"cosine"`` or ``"l1"`` (normalised L1).
+* ``csm_alpha`` [None]: fixed threshold alpha of ``C = [S > alpha]``; None = chosen so that each class
+  has ``csm_num_confusing`` confusing classes on average, itself included.
+* ``csm_num_confusing`` [5]: N of that rule; None = Sec. IV-B's top-N rule, which only the staged
+  schedule resolves (it writes the N it finds into the later stages' configs).
+* ``csm_warmup_steps`` [1000]: online schedule: training updates of the statistics before the CSM is used.
+* ``csm_frozen`` [False]: the statistics are never updated and the CSM is always used (the staged
+  schedule's stages 2-3, after the statistics pass).
+* ``stats_momentum`` [None]: online schedule: None = exact cumulative mean of every example seen (the
+  paper's average over all samples); a float = per-class EMA momentum.
 * ``combine`` ["mean_softmax"]: ``logits`` = ``log(mean_k softmax(logits_k))`` (Sec. IV-B "Testing",
   Table I: averaged scores; the log keeps softmax-based view aggregation exact) or ``"sum_logits"``.
-* ``combine_mn`` [False]: also fuse the MN ("bridge") prediction (Table I's last row).
+* ``combine_mn`` [True]: also fuse the MN ("bridge") prediction (Table I's best row: universal + bridge +
+  specific).
 * ``tsm_fold_div`` [8]: TSM shifts ``C // fold_div`` channels each way.
 * ``dropout_rate`` [0.0]: dropout before the classifiers (the paper does not mention any).
 * ``remat`` [False]: recompute every residual block in the backward pass (``layers.remat_block``).
 * ``dtype`` / ``param_dtype`` ["float32"]: compute / parameter dtypes (``vidrec.models.dtype_of``).
 
 Outputs (``[B, ...]`` unless noted): ``logits`` (combined), ``logits_un``, ``features_un`` (pooled,
-``[B, C]``) and, except for ``one_pass``, ``logits_csn``, ``features_csn``. MN variants add
-``logits_mn``, ``mask`` (the normalised mask ``[B, T, h, w, 1]``), ``mask_weights`` (``[B, M]``, the
-per-class weights averaged into the mask), ``sparsity`` (Eq. 1, ``[B, C]``) and two *non-batch*
+``[B, C]``), ``sparsity`` (Eq. 1 of UN's group 3, ``[B, C]``) and, except for ``one_pass``,
+``logits_csn``, ``features_csn``. MN variants add ``logits_mn``, ``mask`` (the normalised mask
+``[B, T, h, w, 1]``), ``mask_weights`` (``[B, M]``, the per-class weights averaged into the mask) and
+two *non-batch*
 outputs: ``csm`` (``[M, M]`` binary CSM in use, diagonal 1) and ``similarity`` (``[M, M]`` S of Eq. 2).
 
 Loss ``config.loss.name = "u2s"`` (Eq. 3): ``{"un": L_U, "csn": L_C, "mn": L_M,
@@ -83,7 +93,7 @@ from vidrec.models.layers import HE_FAN_OUT, Conv, ConvBN, Dtype, batch_norm, re
 
 VARIANTS = ("u2s", "simple", "soft_csm", "no_mn", "non_local", "oracle", "one_pass")
 MN_VARIANTS = ("u2s", "simple", "soft_csm", "oracle")
-MASK_NORMS = ("sigmoid_residual", "multiply", "softmax")
+MASK_NORMS = ("multiply", "sigmoid_residual", "softmax")
 BASES = ("top_heavy", "tsm")
 COMBINES = ("mean_softmax", "sum_logits")
 STATS_COLLECTION = "u2s_stats"
@@ -301,14 +311,15 @@ class U2S(nn.Module):
   base: str = "top_heavy"
   preact: bool | None = None
   variant: str = "u2s"
-  mask_norm: str = "sigmoid_residual"
-  csm_distance: str = "cosine"
+  mask_norm: str = "multiply"
+  csm_distance: str = "centred_cosine"
   csm_alpha: float | None = None
-  csm_num_confusing: float = 5
+  csm_num_confusing: float | None = 5
   csm_warmup_steps: int = 1000
-  stats_momentum: float | None = 0.99
+  csm_frozen: bool = False
+  stats_momentum: float | None = None
   combine: str = "mean_softmax"
-  combine_mn: bool = False
+  combine_mn: bool = True
   tsm_fold_div: int = 8
   dropout_rate: float = 0.0
   remat: bool = False
@@ -354,7 +365,8 @@ class U2S(nn.Module):
     f_un = top(name="un_top")(x, train)                                          # [B, T, h, w, C]
     pooled_un = jnp.mean(f_un, axis=(1, 2, 3))
     logits_un = self._head("un_head", pooled_un, train)
-    out = {"logits_un": logits_un, "features_un": pooled_un.astype(jnp.float32)}
+    out = {"logits_un": logits_un, "features_un": pooled_un.astype(jnp.float32),
+           "sparsity": csm_lib.channel_sparsity(f_un)}
     if self.variant == "one_pass":
       out["logits"] = logits_un
       return out
@@ -384,7 +396,7 @@ class U2S(nn.Module):
     # CSM from the statistics gathered so far (before this step's update).
     sim = csm_lib.class_similarity(mean.value, count.value, self.csm_distance)
     binary = csm_lib.binary_csm(sim, self.csm_alpha, self.csm_num_confusing)
-    ready = updates.value >= self.csm_warmup_steps
+    ready = jnp.logical_or(self.csm_frozen, updates.value >= self.csm_warmup_steps)
     eye = jnp.eye(num, dtype=jnp.float32)
     binary = jnp.where(ready, binary, eye)
     soft = jnp.where(ready, sim, eye)
@@ -404,20 +416,19 @@ class U2S(nn.Module):
     combined = jnp.einsum("bthwm,bm->bthw", masks, weights.astype(masks.dtype))[..., None]
     f_csn, mask = apply_mask(f_csn, combined, self.mask_norm)
 
-    xi = csm_lib.channel_sparsity(f_un)
-    if (train and labels is not None and not self.is_initializing()
+    xi = out["sparsity"]
+    if (train and labels is not None and not self.csm_frozen and not self.is_initializing()
         and self.is_mutable_collection(STATS_COLLECTION)):
       mean.value, count.value = csm_lib.update_class_stats(
           mean.value, count.value, xi, labels, self.stats_momentum)
       updates.value = updates.value + 1
 
-    out.update(logits_mn=logits_mn, mask=mask, mask_weights=weights, sparsity=xi,
-               csm=binary, similarity=sim)
+    out.update(logits_mn=logits_mn, mask=mask, mask_weights=weights, csm=binary, similarity=sim)
     return f_csn
 
 
 _KEYS = ("depth", "width", "base", "preact", "variant", "mask_norm", "csm_distance", "csm_alpha",
-         "csm_num_confusing", "csm_warmup_steps", "stats_momentum", "combine", "combine_mn",
+         "csm_num_confusing", "csm_warmup_steps", "csm_frozen", "stats_momentum", "combine", "combine_mn",
          "tsm_fold_div", "dropout_rate", "remat")
 
 

@@ -11,19 +11,18 @@ so an interrupted ablation continues); the table (markdown) is printed and writt
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import os
 import re
 import shlex
 import sys
 
-import ml_collections
 import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
 from vidrec import cli, fs
+from vidrec.config import with_overrides as apply_overrides
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Base config of every arm.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Root of the runs.")
@@ -45,19 +44,6 @@ def parse_arm(spec: str) -> tuple[str, dict[str, object]]:
   return name.strip(), overrides
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, object]) -> ml_collections.ConfigDict:
-  """A copy of ``config`` with ``overrides``, set before references are resolved (so a field derived
-  from an overridden one, e.g. joint_lstm's ``optimizer.frozen`` from ``model.finetune_vgg``, follows)."""
-  config = copy.deepcopy(config)
-  for key, value in overrides.items():
-    *path, leaf = key.split(".")
-    node = config
-    for p in path:
-      node = node[p]
-    node[leaf] = value
-  return config.copy_and_resolve_references()
-
-
 def _lookup(report: dict, key: str) -> float:
   for part in key.split("/"):
     report = report[part]
@@ -65,11 +51,11 @@ def _lookup(report: dict, key: str) -> float:
 
 
 def run_arm(config, workdir: str, metric: str) -> float:
-  from vidrec import evaluate, trainer  # pylint: disable=g-import-not-at-top
+  from vidrec import evaluate, procedures  # pylint: disable=g-import-not-at-top
   path = fs.path(workdir) / "eval" / f"{config.dataset.eval_split}_report.json"
   if not path.exists():
-    trainer.train(config, workdir)
-    evaluate.evaluate(config, workdir)
+    procedures.train(config, workdir)
+    evaluate.evaluate(procedures.eval_config(config, workdir), workdir)
   return _lookup(json.loads(path.read_text()), metric)
 
 

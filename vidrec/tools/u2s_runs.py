@@ -54,13 +54,6 @@ def restore_run(config, workdir: str):
   return s, ts
 
 
-def _blank(config, local_batch: int) -> dict[str, np.ndarray]:
-  from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  return {"video": np.zeros(trainer.input_shape(config, local_batch), np.uint8),
-          "label": np.zeros(local_batch, np.int32), "video_index": np.zeros(local_batch, np.int32),
-          "mask": np.zeros(local_batch, bool)}
-
-
 def run_split(config, s, ts, source, feature_heads: Sequence[str],
               first_view_heads: Sequence[str] = ()) -> RunOutputs:
   """Scores every view of ``source`` (``pipeline.eval_dataset``, ``evaluate.collect_view_outputs``)."""
@@ -80,7 +73,7 @@ def run_split(config, s, ts, source, feature_heads: Sequence[str],
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size)
   variables = trainer.variables_of(ts)
   views, labels = evaluate.collect_view_outputs(apply_fn, variables, ds, s.mesh, heads,
-                                                _blank(config, config.eval.batch_size))
+                                                evaluate.blank_batch(config))
   n = len(source)
   rule = aggregations.AGGREGATIONS.get(config.eval.aggregation)
   scores, label_arr, _ = evaluate.gather_scores(views["logits"], labels, n, s.num_classes, rule)
@@ -125,7 +118,7 @@ def csm_of(variables: Any, model_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarra
   if stats is None:
     return None
   sim = csm_lib.class_similarity(jnp.asarray(stats["class_sparsity"]), jnp.asarray(stats["class_count"]),
-                                 model_cfg.get("csm_distance", "cosine"))
+                                 model_cfg.get("csm_distance", "centred_cosine"))
   binary = csm_lib.binary_csm(sim, model_cfg.get("csm_alpha", None), model_cfg.get("csm_num_confusing", 5))
   return np.asarray(sim, np.float64), np.asarray(binary), stats["class_count"]
 

@@ -56,6 +56,8 @@ from vidrec.tools.u2s_runs import (csm_of, first_view_frames, report_accuracy, r
 def _baseline_config(config, variant: str):
   c = config.copy_and_resolve_references()
   c.model.variant = variant
+  if "procedure" in c:
+    c.procedure = "single"             # the one-pass baseline is one run (stage 1 alone)
   return c
 
 
@@ -64,12 +66,14 @@ def make_figures(config, workdirs: Sequence[str], out: str, *, split: str | None
                  pair: str | None = None, num_pairs: int = 4, baseline_variant: str = "one_pass",
                  dpi: int = 80) -> dict:
   """Writes the PNGs and ``summary.json`` to ``out``; returns the summary."""
+  from vidrec import procedures  # pylint: disable=g-import-not-at-top
   from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
   os.makedirs(out, exist_ok=True)
   split = split or config.dataset.eval_split
   summary: dict[str, Any] = {"split": split, "workdirs": list(workdirs),
                              "baseline_workdirs": list(baseline_workdirs), "noreg_workdir": noreg_workdir}
 
+  config = procedures.eval_config(config, workdirs[0])     # a staged run: its last stage's keys
   s, ts = restore_run(config, workdirs[0])
   source = pipeline.VideoSource(s.builder, split)
   names = source.class_names
@@ -83,7 +87,7 @@ def make_figures(config, workdirs: Sequence[str], out: str, *, split: str | None
   run = run_split(config, s, ts, source, feat_heads, fv_heads)
   summary["step"] = int(ts.step)
   summary["per_class_accuracy"] = dict(zip(names, run.accuracy.tolist()))
-  distance = config.model.get("csm_distance", "cosine")
+  distance = config.model.get("csm_distance", "centred_cosine")
 
   # 1. feature similarity (Eq. 7) vs per-class accuracy
   panels = []
