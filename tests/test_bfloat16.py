@@ -25,11 +25,12 @@ def _load(path):
 
 
 def _synthetic_configs() -> dict:
-  """model name -> the first synthetic config (file order) that trains it (SGN's frame variant for the
-  2D frame model)."""
+  """model name -> the first synthetic config (file order) that trains it in one run (U2S's online
+  schedule: its default staged one sets the CSM's N between stages; SGN's frame variant for the 2D frame
+  model)."""
   found = {}
   for path in sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py")) if not p.endswith("__init__.py")):
-    for variant in ("synthetic", "synthetic,frame"):
+    for variant in ("synthetic,online", "synthetic", "synthetic,frame"):
       try:
         config = _load(path).get_config(variant)
       except ValueError:
