@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from vidrec.data import synthetic
+from vidrec.tools import trained
 
 
 def actor_boxes(cfg: synthetic.SyntheticActionsConfig, split: str, index: int) -> np.ndarray:
@@ -59,22 +60,15 @@ def summarise(maps: np.ndarray, overlap: np.ndarray) -> dict[str, float]:
 
 def collect(config, workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """Runs the trained model on every test clip: {map name: (maps [S, K2], overlap [S, K2])}."""
-  import jax  # pylint: disable=g-import-not-at-top
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  from vidrec.data import modalities, pipeline  # pylint: disable=g-import-not-at-top
-  s = trainer.setup(config)
+  from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
+  s, ts, apply = trained.load(config, workdir)
   if not isinstance(s.builder.builder_config, synthetic.SyntheticActionsConfig):
     raise ValueError(f"{config.dataset.name} has no actor boxes: this measure needs synthetic_actions.")
   if config.input.crop != config.input.resize[0] or len(config.input.resize) != 2:
     raise ValueError("the boxes assume whole frames: set input.resize=(S, S) and input.crop=S.")
-  mngr = trainer.checkpoint_manager(workdir, config)
-  if mngr.latest_step() is None:
-    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train first.")
-  ts, _ = trainer.restore(mngr, s.abstract_state)
-  mngr.close()
   source = pipeline.VideoSource(s.builder, config.dataset.eval_split)
   sampler = pipeline.make_sampler(config.input)
-  apply = jax.jit(lambda var, x: s.model.apply(var, modalities.model_input(x, config.input), train=False))
   boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
   got: dict[str, list] = {}
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size)

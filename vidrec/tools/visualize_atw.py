@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from vidrec.tools import plotting
+from vidrec.tools import plotting, trained
 
 
 def top_bottom(weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,30 +72,11 @@ def render_attention(images: Sequence[np.ndarray], weights: Sequence[np.ndarray]
 
 def attention_of_run(config, workdir: str, videos: Sequence[int]) -> tuple[list, list, list]:
   """One test view of each video in ``videos``: (display images [T, H, W, 3], weights [T], title)."""
-  import jax  # pylint: disable=g-import-not-at-top
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  from vidrec.data import modalities, pipeline  # pylint: disable=g-import-not-at-top
   if config.model.name != "atw":
     raise ValueError(f"visualize_atw needs an ATW config (model.name='atw'), got {config.model.name!r}")
-  s = trainer.setup(config)
-  mngr = trainer.checkpoint_manager(workdir, config)
-  if mngr.latest_step() is None:
-    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train first.")
-  ts, _ = trainer.restore(mngr, s.abstract_state)
-  mngr.close()
-  source = pipeline.VideoSource(s.builder, config.dataset.eval_split)
-  ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size)
-  wanted, found = set(videos), {}
-  for batch in ds.as_numpy_iterator():
-    for i, v in enumerate(batch["video_index"]):
-      if int(v) in wanted and int(v) not in found:
-        found[int(v)] = (batch["video"][i], int(batch["label"][i]))
-    if len(found) == len(wanted):
-      break
-  if missing := wanted - set(found):
-    raise ValueError(f"--videos {sorted(missing)} not in the {config.dataset.eval_split} split "
-                     f"({len(source)} videos)")
-  apply = jax.jit(lambda var, x: s.model.apply(var, modalities.model_input(x, config.input), train=False))
+  s, ts, apply = trained.load(config, workdir)
+  found, class_names = trained.first_test_views(s, config, videos)
   images, weights, titles = [], [], []
   for v in videos:
     video, label = found[v]
@@ -103,7 +84,7 @@ def attention_of_run(config, workdir: str, videos: Sequence[int]) -> tuple[list,
     images.append(snippet_images(video, config.input.get("modality", "rgb")))
     weights.append(np.asarray(out["attention"][0]))
     pred = int(np.argmax(out["logits"][0]))
-    titles.append(f"video {v}: {source.class_names[label]} -> predicted {source.class_names[pred]}")
+    titles.append(f"video {v}: {class_names[label]} -> predicted {class_names[pred]}")
   return images, weights, titles
 
 

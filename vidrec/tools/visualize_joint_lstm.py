@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from vidrec.tools import trained
+
 
 def upsample(att: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   """att [T, K2] (a square grid) -> [T, H, W] bilinear, normalised to [0, 1] per clip."""
@@ -78,25 +80,9 @@ def render_curves(curves: Sequence[tuple[str, str]], path: str) -> None:
 
 def attention_of_run(config, workdir: str, videos: Sequence[int]) -> tuple[list, list, list]:
   """First test clip of each video in ``videos``: (frames 0-255, attention [T, K2], title)."""
-  import jax  # pylint: disable=g-import-not-at-top
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  from vidrec.data import modalities, pipeline  # pylint: disable=g-import-not-at-top
-  s = trainer.setup(config)
-  mngr = trainer.checkpoint_manager(workdir, config)
-  if mngr.latest_step() is None:
-    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train first.")
-  ts, _ = trainer.restore(mngr, s.abstract_state)
-  mngr.close()
-  source = pipeline.VideoSource(s.builder, config.dataset.eval_split)
-  ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size)
-  wanted, found = set(videos), {}
-  for batch in ds.as_numpy_iterator():
-    for i, v in enumerate(batch["video_index"]):
-      if int(v) in wanted and int(v) not in found:
-        found[int(v)] = (batch["video"][i], int(batch["label"][i]))
-    if len(found) == len(wanted):
-      break
-  apply = jax.jit(lambda var, x: s.model.apply(var, modalities.model_input(x, config.input), train=False))
+  s, ts, apply = trained.load(config, workdir)
+  found, class_names = trained.first_test_views(s, config, videos)
   clips, atts, titles = [], [], []
   for v in videos:
     video, label = found[v]
@@ -104,7 +90,7 @@ def attention_of_run(config, workdir: str, videos: Sequence[int]) -> tuple[list,
     clips.append(video.astype(np.float32))
     atts.append(np.asarray(out["attention"][0]))
     pred = int(np.argmax(out["logits"][0]))
-    titles.append(f"video {v}: {source.class_names[label]} -> predicted {source.class_names[pred]}")
+    titles.append(f"video {v}: {class_names[label]} -> predicted {class_names[pred]}")
   return clips, atts, titles
 
 
