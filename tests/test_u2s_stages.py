@@ -55,7 +55,7 @@ def test_stage_configs_and_checks(tmp_path):
 
 def test_staged_schedule_end_to_end(data_dir, tmp_path):
   from vidrec.data import datasets, pipeline
-  from vidrec.tools import u2s_runs
+  from vidrec.tools import trained
   c = _config(data_dir)
   workdir = str(tmp_path / "run")
   procedures.train(c, workdir)
@@ -83,7 +83,7 @@ def test_staged_schedule_end_to_end(data_dir, tmp_path):
   # Stage 3 (the workdir itself): everything trains, the statistics stay the CSM pass's.
   config = procedures.eval_config(c, workdir)
   assert config.model.csm_num_confusing == meta["num_confusing"] and config.model.csm_frozen
-  _, ts = u2s_runs.restore_run(config, workdir)
+  _, ts = trained.restore(config, workdir)
   final = jax.device_get({"params": ts.params, **ts.model_state})
   np.testing.assert_array_equal(final["u2s_stats"]["class_sparsity"], stats["class_sparsity"])
   for prefixes in (frozen, ("params/csn_top/", "params/mask_net/")):

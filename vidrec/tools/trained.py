@@ -7,29 +7,42 @@ from typing import Any, Callable, Sequence
 import ml_collections
 import numpy as np
 
+from vidrec.errors import MissingDataError
 
-def load(config: ml_collections.ConfigDict, workdir: str) -> tuple[Any, Any, Callable]:
-  """(trainer.Setup, restored TrainState, jitted ``apply(variables, uint8 views)`` in eval mode)."""
-  import jax  # pylint: disable=g-import-not-at-top
+
+def restore(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> tuple[Any, Any]:
+  """(trainer.Setup, TrainState at ``step``; default ``config.eval.checkpoint_step``, else the latest)."""
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  from vidrec.data import modalities  # pylint: disable=g-import-not-at-top
   s = trainer.setup(config)
   mngr = trainer.checkpoint_manager(workdir, config)
   if mngr.latest_step() is None:
-    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train first.")
-  ts, _ = trainer.restore(mngr, s.abstract_state)
+    raise MissingDataError(f"No checkpoint in {workdir}/checkpoints: train first.")
+  if step is None and config.eval.get("checkpoint_step", -1) >= 0:
+    step = config.eval.checkpoint_step
+  ts, _ = trainer.restore(mngr, s.abstract_state, step)
   mngr.close()
+  return s, ts
+
+
+def load(config: ml_collections.ConfigDict, workdir: str,
+         step: int | None = None) -> tuple[Any, Any, Callable]:
+  """:func:`restore` and a jitted ``apply(variables, uint8 views)`` in eval mode."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from vidrec.data import modalities  # pylint: disable=g-import-not-at-top
+  s, ts = restore(config, workdir, step)
   apply = jax.jit(lambda var, x: s.model.apply(var, modalities.model_input(x, config.input), train=False))
   return s, ts, apply
 
 
-def first_test_views(s: Any, config: ml_collections.ConfigDict,
-                     videos: Sequence[int]) -> tuple[dict[int, tuple[np.ndarray, int]], list[str]]:
-  """({video index: (its first evaluation view, label)} for each of ``videos``, the class names).
+def first_test_views(s: Any, config: ml_collections.ConfigDict, videos: Sequence[int],
+                     split: str | None = None) -> tuple[dict[int, tuple[np.ndarray, int]], list[str]]:
+  """({video index: (its first evaluation view, label)} for each of ``videos`` of ``split`` (default the
+  eval split), the class names).
 
-  Raises ValueError naming the videos the eval split does not have."""
+  Raises ValueError naming the videos the split does not have."""
   from vidrec.data import pipeline  # pylint: disable=g-import-not-at-top
-  source = pipeline.VideoSource(s.builder, config.dataset.eval_split)
+  split = split or config.dataset.eval_split
+  source = pipeline.VideoSource(s.builder, split)
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size)
   wanted, found = set(videos), {}
   for batch in ds.as_numpy_iterator():
@@ -39,6 +52,6 @@ def first_test_views(s: Any, config: ml_collections.ConfigDict,
     if len(found) == len(wanted):
       break
   if missing := wanted - set(found):
-    raise ValueError(f"--videos {sorted(missing)} not in the {config.dataset.eval_split} split "
+    raise ValueError(f"--videos {sorted(missing)} not in the {split} split "
                      f"({len(source)} videos)")
   return found, source.class_names

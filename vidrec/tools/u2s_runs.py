@@ -41,19 +41,6 @@ class _SubsetSource:
     return getattr(self._source, name)
 
 
-def restore_run(config, workdir: str):
-  """``trainer.setup`` + the latest (or ``config.eval.checkpoint_step``) checkpoint of ``workdir``."""
-  from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  s = trainer.setup(config)
-  mngr = trainer.checkpoint_manager(workdir, config)
-  if mngr.latest_step() is None:
-    raise MissingDataError(f"No checkpoint in {workdir}/checkpoints: train it first.")
-  step = config.eval.checkpoint_step if config.eval.checkpoint_step >= 0 else None
-  ts, _ = trainer.restore(mngr, s.abstract_state, step)
-  mngr.close()
-  return s, ts
-
-
 def run_split(config, s, ts, source, feature_heads: Sequence[str],
               first_view_heads: Sequence[str] = ()) -> RunOutputs:
   """Scores every view of ``source`` (``pipeline.eval_dataset``, ``evaluate.collect_view_outputs``)."""

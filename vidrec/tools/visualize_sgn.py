@@ -151,24 +151,18 @@ def synthetic_video(num_frames: int = 8, size: int = 32, seed: int = 0) -> np.nd
 
 def trained_video_alphas(config: Any, workdir: str, split: str, video_index: int,
                          step: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
-  """Restores a trained SGN from ``workdir`` and runs it on the first test view of one video of
-  ``split`` (the evaluation input path); returns (frames in [0, 1], alpha maps, class name)."""
-  import jax  # pylint: disable=g-import-not-at-top
-
+  """Restores a trained SGN from ``workdir`` and runs it on the first evaluation view of one video of
+  ``split``; returns (frames in [0, 1], alpha maps, class name)."""
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  from vidrec.data import modalities, pipeline  # pylint: disable=g-import-not-at-top
-  s = trainer.setup(config)
-  mngr = trainer.checkpoint_manager(workdir, config)
-  ts, _ = trainer.restore(mngr, s.abstract_state, step)
-  mngr.close()
-  source = pipeline.VideoSource(s.builder, split)
-  ds = pipeline.eval_dataset(source, config.input, global_batch=1).unbatch()
-  view = next(ds.filter(lambda ex: ex["video_index"] == video_index).take(1).as_numpy_iterator(), None)
-  if view is None:
-    raise UserError(f"{split} has {len(source)} videos; --video_index={video_index} is out of range")
-  apply = jax.jit(lambda v, x: s.model.apply(v, modalities.model_input(x, config.input), train=False))
-  outputs = apply(trainer.variables_of(ts), view["video"][None])
-  return view["video"] / 255.0, alphas_from_outputs(outputs), source.class_names[int(view["label"])]
+  from vidrec.tools import trained  # pylint: disable=g-import-not-at-top
+  s, ts, apply = trained.load(config, workdir, step)
+  try:
+    views, class_names = trained.first_test_views(s, config, [video_index], split)
+  except ValueError as e:
+    raise UserError(str(e)) from e
+  video, label = views[video_index]
+  outputs = apply(trainer.variables_of(ts), video[None])
+  return video / 255.0, alphas_from_outputs(outputs), class_names[label]
 
 
 def main(argv: Sequence[str]) -> None:

@@ -49,7 +49,8 @@ from vidrec.tools.u2s_analysis import (confusing_groups, eq7_similarity, feature
                                        ranked_pairs, short_name)
 from vidrec.tools.u2s_plots import (MaskRow, SimilarityPanel, plot_feature_similarity, plot_pair_accuracy,
                                     plot_pair_masks, plot_weight_similarity)
-from vidrec.tools.u2s_runs import (csm_of, first_view_frames, report_accuracy, restore_run, run_split,
+from vidrec.tools import trained
+from vidrec.tools.u2s_runs import (csm_of, first_view_frames, report_accuracy, run_split,
                                    weight_similarity_of)
 
 
@@ -74,7 +75,7 @@ def make_figures(config, workdirs: Sequence[str], out: str, *, split: str | None
                              "baseline_workdirs": list(baseline_workdirs), "noreg_workdir": noreg_workdir}
 
   config = procedures.eval_config(config, workdirs[0])     # a staged run: its last stage's keys
-  s, ts = restore_run(config, workdirs[0])
+  s, ts = trained.restore(config, workdirs[0])
   source = pipeline.VideoSource(s.builder, split)
   names = source.class_names
   import jax  # pylint: disable=g-import-not-at-top
@@ -94,7 +95,7 @@ def make_figures(config, workdirs: Sequence[str], out: str, *, split: str | None
   base_run = None
   if baseline_workdirs:
     bconfig = _baseline_config(config, baseline_variant)
-    bs, bts = restore_run(bconfig, baseline_workdirs[0])
+    bs, bts = trained.restore(bconfig, baseline_workdirs[0])
     base_run = run_split(bconfig, bs, bts, source, ["features_un"])
     panels.append(SimilarityPanel(f"one-pass: UN features ({baseline_variant})",
                                   feature_similarity_matrix(base_run.features["features_un"],
@@ -122,7 +123,7 @@ def make_figures(config, workdirs: Sequence[str], out: str, *, split: str | None
   if csm is not None:
     mats = []
     if noreg_workdir:
-      _, nts = restore_run(config, noreg_workdir)
+      _, nts = trained.restore(config, noreg_workdir)
       nvars = trainer.variables_of(nts)
       ncsm = csm_of(nvars, config.model)
       mats.append(("without category regularisation (lambda = 0)", weight_similarity_of(nvars, config.loss),
