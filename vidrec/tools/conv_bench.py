@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +19,7 @@ from absl import flags
 
 from vidrec import cli
 from vidrec.models import conv_gemm, layers
+from vidrec.tools.torch_r3d import median_seconds
 
 _SHAPE = flags.DEFINE_list("shape", ["8", "16", "56", "56", "64"], "Input N,*spatial,C.")
 _KERNEL = flags.DEFINE_list("kernel", ["3", "3", "3"], "Kernel size per spatial axis.")
@@ -29,16 +28,6 @@ _STRIDES = flags.DEFINE_list("strides", None, "Strides per spatial axis (default
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Compute dtype.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls (median) after one warm-up.")
 _ONLY = flags.DEFINE_list("only", None, "Formulations to run (names as printed), default all.")
-
-
-def _median_seconds(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t)
-  return statistics.median(times)
 
 
 def formulations(x_shape, k_shape, strides, itemsize) -> dict:
@@ -81,8 +70,8 @@ def main(argv):
       continue
     fwd = jax.jit(conv)
     fwd_bwd = jax.jit(jax.grad(lambda a, b, conv=conv: conv(a, b).astype(jnp.float32).sum(), argnums=(0, 1)))
-    t_f = _median_seconds(fwd, x, k, repeats=_REPEATS.value)
-    t_fb = _median_seconds(fwd_bwd, x, k, repeats=_REPEATS.value)
+    t_f = median_seconds(lambda: jax.block_until_ready(fwd(x, k)), _REPEATS.value)
+    t_fb = median_seconds(lambda: jax.block_until_ready(fwd_bwd(x, k)), _REPEATS.value)
     print(json.dumps({"formulation": name, "dtype": _DTYPE.value, "shape": x_shape, "kernel": k_shape,
                       "strides": strides, "plan": name == f"gemm_split{plan.split}_chunks{plan.chunks}",
                       "fwd_s": round(t_f, 4), "fwd_bwd_s": round(t_fb, 4),

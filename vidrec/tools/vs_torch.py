@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from absl import flags
 from vidrec import cli, losses, optim, trainer
 from vidrec.config import base_config
 from vidrec.models import build_model
+from vidrec.tools.torch_r3d import median_seconds
 
 _IMPLS = flags.DEFINE_list("impls", ["temporal_sum", "gemm"], "vidrec convolution paths ($VIDREC_CONV3D).")
 _DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Compute dtypes.")
@@ -34,16 +34,6 @@ _FRAMES = flags.DEFINE_integer("frames", 16, "Frames per clip.")
 _SIZE = flags.DEFINE_integer("size", 112, "Frame height and width.")
 _CLASSES = flags.DEFINE_integer("classes", 400, "Classes.")
 _TORCH = flags.DEFINE_bool("torch", True, "Also time torchvision's r3d_18.")
-
-
-def _median(fn, steps: int) -> float:
-  fn()
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t)
-  return statistics.median(times)
 
 
 def _load() -> list[float]:
@@ -70,11 +60,11 @@ def time_vidrec(impl: str, dtype: str, video: np.ndarray, labels: np.ndarray, st
     jax.block_until_ready(m["loss"])
 
   load = _load()
-  train_s = _median(train_once, steps)
+  train_s = median_seconds(train_once, steps)
   forward = jax.jit(lambda v, x: model.apply(v, x, train=False)["logits"]).lower(
       trainer.variables_of(state["ts"]), batch["video"]).compile()
   variables = trainer.variables_of(state["ts"])
-  eval_s = _median(lambda: jax.block_until_ready(forward(variables, batch["video"])), steps)
+  eval_s = median_seconds(lambda: jax.block_until_ready(forward(variables, batch["video"])), steps)
   return {"framework": "vidrec", "impl": impl, "dtype": dtype, "train_step_s": round(train_s, 3),
           "eval_forward_s": round(eval_s, 3), "compile_s": round(compile_s, 1), "load_before": load}
 
