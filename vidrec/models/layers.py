@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from vidrec.models import conv_gemm
+from vidrec.models import conv_autotune, conv_gemm
 
 Dtype = Any
 Padding = Sequence[tuple[int, int]]
@@ -24,29 +24,32 @@ BN_MOMENTUM = 0.9       # PyTorch's momentum 0.1 (flax keeps 1 - that)
 BN_EPSILON = 1e-5
 
 
-CONV_IMPLS = ("native", "temporal_sum", "gemm")
+CONV_IMPLS = ("native", "temporal_sum", "gemm", "auto")
 
 
 def conv3d_impl() -> str:
-  """How convolutions run: ``$VIDREC_CONV3D`` (``native`` | ``temporal_sum`` | ``gemm``), else
-  ``temporal_sum`` on CPU and ``native`` elsewhere. ``native`` is XLA's convolution; ``temporal_sum`` runs
-  a 3D one as a sum of 2D ones (other ranks native); ``gemm`` runs every convolution as im2col GEMMs with
-  a GEMM backward (``conv_gemm``). ``gemm`` is opt-in until it measures faster than ``temporal_sum``
-  on an idle machine (docs/performance.md)."""
+  """How convolutions run: ``$VIDREC_CONV3D`` (one of ``CONV_IMPLS``), else ``temporal_sum`` on CPU and
+  ``native`` elsewhere. ``native`` is XLA's convolution; ``temporal_sum`` runs a 3D one as a sum of 2D
+  ones (other ranks native); ``gemm`` runs every convolution as im2col GEMMs with a GEMM backward
+  (``conv_gemm``); ``auto`` picks, per shape, whichever of these measured fastest on this machine
+  (``conv_autotune``). ``gemm`` and ``auto`` are opt-in (docs/performance.md)."""
   impl = os.environ.get("VIDREC_CONV3D") or ("temporal_sum" if jax.default_backend() == "cpu" else "native")
   if impl not in CONV_IMPLS:
     raise ValueError(f"VIDREC_CONV3D must be one of {CONV_IMPLS}, got {impl!r}")
   return impl
 
 
-def conv_nd(x: jnp.ndarray, kernel: jnp.ndarray, strides: Sequence[int], padding: Padding) -> jnp.ndarray:
+def conv_nd(x: jnp.ndarray, kernel: jnp.ndarray, strides: Sequence[int], padding: Padding,
+            impl: str | None = None) -> jnp.ndarray:
   """Channels-last convolution of x [N, *spatial, C] with kernel [*k, C, O] (explicit padding), run as
-  ``conv3d_impl()`` says.
+  ``impl`` (default ``conv3d_impl()``) says.
 
   A 3D convolution may run as the sum over temporal taps t of 2D convolutions of the time-strided
   slices x[:, t::s_t] with kernel[t] (exactly the same result); ``gemm`` is ``conv_gemm.conv_gemm``."""
   nd = kernel.ndim - 2
-  impl = conv3d_impl()
+  impl = impl or conv3d_impl()
+  if impl == "auto":
+    impl = conv_autotune.choose(conv_nd, x.shape, kernel.shape, strides, padding, x.dtype)
   if impl == "gemm":
     return conv_gemm.conv_gemm(x, kernel, strides, padding)
   if nd == 3 and impl == "temporal_sum":
@@ -56,7 +59,7 @@ def conv_nd(x: jnp.ndarray, kernel: jnp.ndarray, strides: Sequence[int], padding
     out = 0
     for t in range(kernel.shape[0]):
       xs = lax.slice_in_dim(xp, t, t + st * (t_out - 1) + 1, st, axis=1)
-      y = conv_nd(xs.reshape((-1,) + xs.shape[2:]), kernel[t], strides[1:], padding[1:])
+      y = conv_nd(xs.reshape((-1,) + xs.shape[2:]), kernel[t], strides[1:], padding[1:], "native")
       out = out + y.reshape((x.shape[0], t_out) + y.shape[1:])
     return out
   spatial = "DHW"[-nd:] if nd <= 3 else None

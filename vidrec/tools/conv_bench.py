@@ -19,7 +19,7 @@ from absl import flags
 
 from vidrec import cli
 from vidrec.models import conv_gemm, layers
-from vidrec.tools.torch_r3d import median_seconds
+from vidrec.timing import median_seconds
 
 _SHAPE = flags.DEFINE_list("shape", ["8", "16", "56", "56", "64"], "Input N,*spatial,C.")
 _KERNEL = flags.DEFINE_list("kernel", ["3", "3", "3"], "Kernel size per spatial axis.")

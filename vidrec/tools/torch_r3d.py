@@ -5,34 +5,24 @@ PyTorch into a process that holds TensorFlow crashes here):
 
 Train step (SGD momentum 0.9, weight decay 5e-4, cross-entropy) and eval forward on a fixed random
 batch, median of STEPS calls after one warm-up; bfloat16 = ``torch.autocast("cpu", torch.bfloat16)``.
-Prints one JSON line. Imports nothing from vidrec, and torch only inside :func:`main`, so that
-``vs_torch`` and ``conv_bench`` can share :func:`median_seconds` without loading PyTorch.
+Prints one JSON line. Imports nothing from the vidrec package (it loads ``vidrec/timing.py`` by path).
 """
+import importlib.util
 import json
 import os
-import statistics
+import pathlib
 import sys
-import time
-
-from typing import Callable
 
 import numpy as np
+import torch
+import torchvision
 
-
-def median_seconds(fn: Callable[[], object], steps: int) -> float:
-  """Median wall time of ``steps`` calls of ``fn`` after one warm-up call (``fn`` must block until done)."""
-  fn()
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t)
-  return statistics.median(times)
+_spec = importlib.util.spec_from_file_location("vidrec_timing", pathlib.Path(__file__).parents[1] / "timing.py")
+timing = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(timing)
 
 
 def main(dtype: str, batch: int, frames: int, size: int, classes: int, steps: int) -> dict:
-  import torch  # pylint: disable=g-import-not-at-top
-  import torchvision  # pylint: disable=g-import-not-at-top
   torch.manual_seed(0)
   rng = np.random.default_rng(0)
   x = torch.from_numpy(rng.standard_normal((batch, 3, frames, size, size)).astype(np.float32))
@@ -56,8 +46,8 @@ def main(dtype: str, batch: int, frames: int, size: int, classes: int, steps: in
 
   load = [round(v, 2) for v in os.getloadavg()]
   return {"framework": "torch", "impl": f"torch {torch.__version__} eager, {torch.get_num_threads()} threads",
-          "dtype": dtype, "train_step_s": round(median_seconds(train_once, steps), 3),
-          "eval_forward_s": round(median_seconds(eval_once, steps), 3), "load_before": load}
+          "dtype": dtype, "train_step_s": round(timing.median_seconds(train_once, steps), 3),
+          "eval_forward_s": round(timing.median_seconds(eval_once, steps), 3), "load_before": load}
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from absl import flags
 from vidrec import cli, losses, optim, trainer
 from vidrec.config import base_config
 from vidrec.models import build_model
-from vidrec.tools.torch_r3d import median_seconds
+from vidrec.timing import median_seconds
 
 _IMPLS = flags.DEFINE_list("impls", ["temporal_sum", "gemm"], "vidrec convolution paths ($VIDREC_CONV3D).")
 _DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Compute dtypes.")
