@@ -7,19 +7,8 @@
 Variants (combine with commas): ``split1`` (default) / ``split2`` / ``split3`` (the official 70/30
 splits; the paper reports split 1), ``synthetic``. Schedule: x0.1 every 5,000 iterations.
 """
-from configs.recipes import common, sgn
-from vidrec.config import base_config
-
-SPLITS = ("split1", "split2", "split3")
+from configs.recipes.sgn import resnet3d_config
 
 
 def get_config(arg: str = ""):
-  options = common.parse_variant(arg, SPLITS + ("synthetic",))
-  split = next((s for s in SPLITS if s in options), "split1")
-  c = base_config()
-  c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, block="r3d", rcb="torchvision",
-                 dropout=0.0)
-  sgn.sgn_paper_recipe(c, f"hmdb51/{split}", decay_every=5_000)
-  if "synthetic" in options:
-    common.synthetic_clips(c)
-  return c
+  return resnet3d_config(arg, "hmdb51", decay_every=5_000)

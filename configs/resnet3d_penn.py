@@ -6,16 +6,8 @@
 Penn Action has one train/test split (15 classes, 2,326 sequences); the paper uses RGB frames only
 (not the joint annotations). Schedule: x0.1 every 5,000 iterations.
 """
-from configs.recipes import common, sgn
-from vidrec.config import base_config
+from configs.recipes.sgn import resnet3d_config
 
 
 def get_config(arg: str = ""):
-  options = common.parse_variant(arg, ("synthetic",))
-  c = base_config()
-  c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, block="r3d", rcb="torchvision",
-                 dropout=0.0)
-  sgn.sgn_paper_recipe(c, "penn_action/default", decay_every=5_000)
-  if "synthetic" in options:
-    common.synthetic_clips(c)
-  return c
+  return resnet3d_config(arg, "penn_action", decay_every=5_000, splits=())

@@ -11,17 +11,8 @@ SGN + Frame (Tables V-VII): train both, evaluate both with mean-softmax scores, 
   python eval.py --config configs/sgn_penn.py --workdir W_sgn --config.eval.aggregation=mean_softmax
   python -m vidrec.tools.fuse --member W_sgn/eval/test_scores.npz:logits:1 --member W_frame/eval/test_scores.npz:logits:1 --out W_fused
 """
-from configs.recipes import common, sgn
-from vidrec.config import base_config
+from configs.recipes.sgn import sgn_config
 
 
 def get_config(arg: str = ""):
-  options = common.parse_variant(arg, ("fusion", "frame", "synthetic"))
-  c = base_config()
-  sgn.sgn_model(c, "M", "all_rib" if "fusion" in options else "3b")
-  sgn.sgn_paper_recipe(c, "penn_action/default", decay_every=5_000)
-  if "synthetic" in options:
-    common.synthetic_clips(c)
-  if "frame" in options:
-    sgn.frame_model(c)
-  return c
+  return sgn_config(arg, "penn_action", "M", "all_rib", decay_every=5_000, splits=())

@@ -14,20 +14,8 @@ SGN + Frame (Tables V-VII): train both, evaluate both with mean-softmax scores, 
   python eval.py --config configs/sgn_ucf101.py --workdir W_sgn --config.eval.aggregation=mean_softmax
   python -m vidrec.tools.fuse --member W_sgn/eval/test_scores.npz:logits:1 --member W_frame/eval/test_scores.npz:logits:1 --out W_fused
 """
-from configs.recipes import common, sgn
-from vidrec.config import base_config
-
-SPLITS = ("split1", "split2", "split3")
+from configs.recipes.sgn import sgn_config
 
 
 def get_config(arg: str = ""):
-  options = common.parse_variant(arg, SPLITS + ("fusion", "frame", "synthetic"))
-  split = next((s for s in SPLITS if s in options), "split1")
-  c = base_config()
-  sgn.sgn_model(c, "G", "4a,4b" if "fusion" in options else "3b")
-  sgn.sgn_paper_recipe(c, f"ucf101/{split}", decay_every=10_000)
-  if "synthetic" in options:
-    common.synthetic_clips(c)
-  if "frame" in options:
-    sgn.frame_model(c)
-  return c
+  return sgn_config(arg, "ucf101", "G", "4a,4b", decay_every=10_000)

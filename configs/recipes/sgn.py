@@ -1,8 +1,48 @@
 """Recipes of the SGN paper (000): its training protocol (shared with its ResNet3D baseline), the SGN
-model keys and the single-frame stream of SGN + Frame."""
+model keys, the single-frame stream of SGN + Frame, and the ``get_config`` of every ``configs/sgn_*.py``
+and ``configs/resnet3d_*.py`` (one per dataset; they differ only in the arguments below)."""
 from __future__ import annotations
 
 import ml_collections
+
+from configs.recipes import common
+from vidrec.config import base_config
+
+SPLITS = ("split1", "split2", "split3")
+
+
+def _dataset(options: set[str], dataset: str, splits: tuple[str, ...]) -> str:
+  """TFDS name: ``dataset/<split variant>`` (default the first) or ``dataset/default`` without splits."""
+  return f"{dataset}/{next((s for s in splits if s in options), splits[0])}" if splits else f"{dataset}/default"
+
+
+def sgn_config(arg: str, dataset: str, sgm: str, fusion_blocks: str, decay_every: int,
+               splits: tuple[str, ...] = SPLITS) -> ml_collections.ConfigDict:
+  """``get_config`` of ``configs/sgn_<dataset>.py``: SGM-``sgm`` at RIB3b (``fusion``: at
+  ``fusion_blocks``); variants a split (default the first), ``fusion``, ``frame``, ``synthetic``."""
+  options = common.parse_variant(arg, splits + ("fusion", "frame", "synthetic"))
+  c = base_config()
+  sgn_model(c, sgm, fusion_blocks if "fusion" in options else "3b")
+  sgn_paper_recipe(c, _dataset(options, dataset, splits), decay_every=decay_every)
+  if "synthetic" in options:
+    common.synthetic_clips(c)
+  if "frame" in options:
+    frame_model(c)
+  return c
+
+
+def resnet3d_config(arg: str, dataset: str, decay_every: int,
+                    splits: tuple[str, ...] = SPLITS) -> ml_collections.ConfigDict:
+  """``get_config`` of ``configs/resnet3d_<dataset>.py``: the SGN paper's ResNet3D-18 baseline (torchvision's
+  r3d_18 layout); variants a split (default the first) and ``synthetic``."""
+  options = common.parse_variant(arg, splits + ("synthetic",))
+  c = base_config()
+  c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, block="r3d", rcb="torchvision",
+                 dropout=0.0)
+  sgn_paper_recipe(c, _dataset(options, dataset, splits), decay_every=decay_every)
+  if "synthetic" in options:
+    common.synthetic_clips(c)
+  return c
 
 
 def sgn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, decay_every: int) -> None:
