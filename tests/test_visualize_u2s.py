@@ -76,6 +76,20 @@ def test_pair_selection_and_ranking():
     ana.most_similar_pair(s, valid=np.array([True, False, False, False]))
 
 
+def test_mask_network_stats_by_hand():
+  labels = np.array([0, 1, 2, 1])
+  logits_un = np.array([[5, 0, 0], [3, 1, 0], [0, 0, 4], [0, 0, 2.0]])   # UN wrong on videos 1 and 3
+  weights = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1], [0, 1, 1.0]])      # true class in 0, 2, 3
+  masks = np.array([[0.2, 0.8], [0.4, 0.6], [0.9, 0.1], [0.5, 0.3]])
+  st = ana.mask_network_stats(labels, logits_un, weights, masks)
+  assert st["videos"] == 4 and st["un_wrong"] == 2
+  assert st["classes_selected_mean"] == pytest.approx((2 + 1 + 1 + 2) / 4)
+  assert st["true_class_selected"] == pytest.approx(3 / 4)
+  assert st["true_class_selected_when_un_wrong"] == pytest.approx(1 / 2)
+  assert st["mask_mean"] == pytest.approx(3.8 / 8)
+  assert st["mask_fraction_below_half"] == pytest.approx(4 / 8)
+
+
 def test_confusing_groups_merge_shared_classes():
   assert ana.confusing_groups([(6, 7), (0, 1), (1, 4), (8, 9)]) == [(6, 7), (0, 1, 4), (8, 9)]
   assert ana.confusing_groups([(0, 1), (2, 3), (1, 2)]) == [(0, 1, 2, 3)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def u2s_model(c: ml_collections.ConfigDict, csm_warmup_steps: int) -> None:
@@ -10,11 +11,12 @@ def u2s_model(c: ml_collections.ConfigDict, csm_warmup_steps: int) -> None:
   top-heavy base, the full U2S variant, context-gating mask, N by the top-N rule, all three predictions
   fused), the U2S loss (Eq. 3, lambda = 0.5) and the staged schedule (``vidrec.u2s_stages``; the step
   counts are the config's to set)."""
+  unset = config_dict.placeholder      # None by default, and still settable from the command line
   c.model.update({
-      "name": "u2s", "depth": 50, "width": 64, "base": "top_heavy", "preact": None, "variant": "u2s",
-      "mask_norm": "multiply", "csm_distance": "centred_cosine", "csm_alpha": None,
-      "csm_num_confusing": None, "csm_warmup_steps": csm_warmup_steps, "csm_frozen": False,
-      "stats_momentum": None, "combine": "mean_softmax", "combine_mn": True, "tsm_fold_div": 8,
+      "name": "u2s", "depth": 50, "width": 64, "base": "top_heavy", "preact": unset(bool), "variant": "u2s",
+      "mask_norm": "multiply", "csm_distance": "centred_cosine", "csm_alpha": unset(float),
+      "csm_num_confusing": unset(float), "csm_warmup_steps": csm_warmup_steps, "csm_frozen": False,
+      "stats_momentum": unset(float), "combine": "mean_softmax", "combine_mn": True, "tsm_fold_div": 8,
       "dropout_rate": 0.0})
   c.loss.update({"name": "u2s", "w_regular_weight": 0.5, "w_similarity": "clipped_cosine"})
   c.eval.heads = ("logits", "logits_un", "logits_mn", "logits_csn")

@@ -118,3 +118,23 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float("nan")
   return float(np.corrcoef(x, y)[0, 1])
 
+
+
+def mask_network_stats(labels: np.ndarray, logits_un: np.ndarray, mask_weights: np.ndarray,
+                       masks: np.ndarray) -> dict[str, float]:
+  """What the mask network did on one view per video (Fig. 3): how many class masks it combined, how
+  often the true class was among them (the CSM row of the UN's prediction holds it), also when the UN
+  was wrong (the case the CSN is there for), and how much of the normalised mask is below 0.5
+  (suppressed under ``mask_norm=multiply``).
+
+  labels [N], logits_un [N, M], mask_weights [N, M] (``u2s`` output), masks [N, ...] (``mask``)."""
+  labels = np.asarray(labels)
+  selected = np.asarray(mask_weights) > 0
+  hit = selected[np.arange(len(labels)), labels]
+  un_wrong = np.asarray(logits_un).argmax(-1) != labels
+  m = np.asarray(masks, np.float64).reshape(len(labels), -1)
+  return {"videos": int(len(labels)), "classes_selected_mean": float(selected.sum(-1).mean()),
+          "true_class_selected": float(hit.mean()),
+          "un_wrong": int(un_wrong.sum()),
+          "true_class_selected_when_un_wrong": float(hit[un_wrong].mean()) if un_wrong.any() else None,
+          "mask_mean": float(m.mean()), "mask_fraction_below_half": float((m < 0.5).mean())}

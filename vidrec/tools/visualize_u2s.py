@@ -45,8 +45,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from vidrec.tools.u2s_analysis import (confusing_groups, eq7_similarity, feature_similarity_matrix,
-                                       mean_inter_class_similarity, most_similar_pair, parse_pair, pearson,
-                                       ranked_pairs, short_name)
+                                       mask_network_stats, mean_inter_class_similarity, most_similar_pair,
+                                       parse_pair, pearson, ranked_pairs, short_name)
 from vidrec.tools.u2s_plots import (MaskRow, SimilarityPanel, plot_feature_similarity, plot_pair_accuracy,
                                     plot_pair_masks, plot_weight_similarity)
 from vidrec.tools import trained
@@ -149,6 +149,10 @@ def make_figures(config, workdirs: Sequence[str], out: str, *, split: str | None
                      "similarity": float((pair_sim[chosen[0], chosen[1]] + pair_sim[chosen[1], chosen[0]]) / 2)}
   summary["ranked_pairs"] = [[names[i], names[j], v] for i, j, v in ranked[:10]]
   if "mask" in fv_heads:
+    order = sorted(run.first_view["mask"])
+    summary["mask_network"] = mask_network_stats(
+        run.labels[order], *(np.stack([run.first_view[h][v] for v in order])
+                             for h in ("logits_un", "mask_weights", "mask")))
     pred = run.scores.argmax(-1)
     picks = []
     for c in chosen:
