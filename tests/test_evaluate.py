@@ -1,8 +1,14 @@
 """Aggregation rules and video-level metrics against hand-computed expectations."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vidrec import aggregations, evaluate
+from configs import resnet3d_ucf101, u2s_sthv2
+from vidrec import aggregations, evaluate, trainer
+from vidrec.errors import UserError
+from vidrec.models import build_model
 
 # Three views of one video over 3 classes.
 LOGITS = np.log(np.array([[0.7, 0.2, 0.1],
@@ -49,3 +55,38 @@ def test_video_metrics():
   assert m["per_class_accuracy"] == {"a": 0.5, "b": 1.0, "c": 0.0}
   assert m["mean_class_accuracy"] == pytest.approx(0.5)
   assert m["confusion_matrix"] == [[1, 0, 1], [0, 1, 0], [1, 0, 0]]
+
+
+class _Heads(nn.Module):
+  """Stand-in model with three logits* heads and a feature output."""
+
+  @nn.compact
+  def __call__(self, video, *, train=False, labels=None):
+    x = video.mean(axis=(1, 2, 3, 4))[:, None]
+    return {"logits_un": x, "features": x, "logits": x, "logits_csn": x}
+
+
+def test_eval_heads_empty_means_every_logits_head_logits_first():
+  config = resnet3d_ucf101.get_config("synthetic")
+  config.eval.heads = ()
+  assert evaluate.eval_heads(config, _Heads(), {}) == ("logits", "logits_csn", "logits_un")
+
+
+def test_eval_heads_missing_head_names_the_outputs():
+  config = resnet3d_ucf101.get_config("synthetic")
+  config.eval.heads = ("logits", "logits_mn")
+  with pytest.raises(UserError, match=r"\['logits_mn'\] are not outputs.*logits_csn"):
+    evaluate.eval_heads(config, _Heads(), {})
+
+
+@pytest.mark.parametrize("variant,expected", [
+    ("u2s", ("logits", "logits_csn", "logits_mn", "logits_un")),
+    ("no_mn", ("logits", "logits_csn", "logits_un")),
+    ("one_pass", ("logits", "logits_un"))])
+def test_u2s_default_heads_follow_the_variant(variant, expected):
+  config = u2s_sthv2.get_config("synthetic")
+  config.model.update(variant=variant, csm_num_confusing=3)     # N as the staged schedule sets it
+  model = build_model(config.model, 24)
+  video = jnp.zeros(trainer.input_shape(config, 1, test=True))
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), video, train=False))
+  assert evaluate.eval_heads(config, model, variables) == expected

@@ -66,7 +66,7 @@ def base_config() -> ml_collections.ConfigDict:
       "frozen": ""})                # comma-separated globs of params ("vgg/*") the optimizer leaves as they are
   c.eval = ml_collections.ConfigDict({
       "aggregation": "mean_softmax",  # vidrec.aggregations.AGGREGATIONS
-      "heads": ("logits",),
+      "heads": ("logits",),           # outputs scored, one report row each; () = every logits* output
       "batch_size": 32,
       "checkpoint_step": -1,          # -1: latest
   })

@@ -85,6 +85,27 @@ def collect_view_outputs(apply_fn: Callable, variables, ds, mesh, heads: tuple[s
   return views, labels
 
 
+def output_shapes(config: ml_collections.ConfigDict, model, variables) -> dict[str, jax.ShapeDtypeStruct]:
+  """The model's test-time outputs for one view, by ``jax.eval_shape``: nothing is read or compiled."""
+  from vidrec import trainer  # pylint: disable=g-import-not-at-top
+  video = jnp.zeros(trainer.input_shape(config, 1, test=True), jnp.float32)
+  return jax.eval_shape(lambda v: model.apply(v, video, train=False, labels=jnp.zeros((1,), jnp.int32)),
+                        variables)
+
+
+def eval_heads(config: ml_collections.ConfigDict, model, variables) -> tuple[str, ...]:
+  """The outputs to score: ``config.eval.heads``, or for ``()`` every output named ``logits*``
+  (``logits`` first), checked against the model's outputs before any data is read (an error raised
+  while the evaluation dataset's reader threads run can hang the process in TensorFlow)."""
+  out = output_shapes(config, model, variables)
+  heads = tuple(config.eval.heads) or tuple(sorted((k for k in out if k.startswith("logits")),
+                                                   key=lambda k: (k != "logits", k)))
+  if missing := set(heads) - set(out):
+    raise UserError(f"eval.heads {sorted(missing)} are not outputs of model {config.model.name!r} "
+                    f"(it returns {sorted(out)}): set --config.eval.heads accordingly (() = every logits*).")
+  return heads
+
+
 def blank_batch(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
   """An all-masked evaluation batch of this process's shapes (``collect_view_outputs``'s ``blank``)."""
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
@@ -166,14 +187,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   ts, _ = trainer.restore(mngr, s.abstract_state, checkpoint_step)
   mngr.close()
   parallel.check_batch_size(config.eval.batch_size)
-  heads = tuple(config.eval.heads)
+  heads = eval_heads(config, s.model, trainer.variables_of(ts))
 
   @jax.jit
   def apply_fn(variables, video, labels):
     out = s.model.apply(variables, modalities.model_input(video, config.input), train=False, labels=labels)
-    if missing := set(heads) - set(out):
-      raise UserError(f"eval.heads {sorted(missing)} are not outputs of model {config.model.name!r} "
-                       f"(it returns {sorted(out)}): set --config.eval.heads accordingly.")
     return {h: out[h].astype(jnp.float32) for h in heads}
 
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size,

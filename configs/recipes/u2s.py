@@ -19,7 +19,7 @@ def u2s_model(c: ml_collections.ConfigDict, csm_warmup_steps: int) -> None:
       "stats_momentum": unset(float), "combine": "mean_softmax", "combine_mn": True, "tsm_fold_div": 8,
       "dropout_rate": 0.0})
   c.loss.update({"name": "u2s", "w_regular_weight": 0.5, "w_similarity": "clipped_cosine"})
-  c.eval.heads = ("logits", "logits_un", "logits_mn", "logits_csn")
+  c.eval.heads = ()          # every logits* head the variant has: logits, logits_csn, logits_mn, logits_un
   c.procedure = "u2s_stages"
   # UN; CSN + MN with the UN frozen; joint. top_n_split "": the CSM pass's own (training) split.
   c.stages = ml_collections.ConfigDict({

@@ -78,11 +78,8 @@ def make_figures(config, workdirs: Sequence[str], out: str, *, split: str | None
   s, ts = trained.restore(config, workdirs[0])
   source = pipeline.VideoSource(s.builder, split)
   names = source.class_names
-  import jax  # pylint: disable=g-import-not-at-top
-  from vidrec import trainer  # pylint: disable=g-import-not-at-top
-  probe = jax.eval_shape(lambda v: s.model.apply(
-      v, jax.numpy.zeros(trainer.input_shape(config, 1)), train=False,
-      labels=jax.numpy.zeros((1,), jax.numpy.int32)), trainer.variables_of(ts))
+  from vidrec import evaluate, trainer  # pylint: disable=g-import-not-at-top
+  probe = evaluate.output_shapes(config, s.model, trainer.variables_of(ts))
   feat_heads = [h for h in ("features_un", "features_csn") if h in probe]
   fv_heads = [h for h in ("mask", "mask_weights", "logits_un") if h in probe]
   run = run_split(config, s, ts, source, feat_heads, fv_heads)
