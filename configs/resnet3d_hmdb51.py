@@ -5,7 +5,7 @@
   python train.py --config configs/resnet3d_hmdb51.py:split2 --workdir workdir/r3d_hmdb51_split2
 
 Variants (combine with commas): ``split1`` (default) / ``split2`` / ``split3`` (the official 70/30
-splits; the paper reports split 1), ``synthetic``. Schedule: x0.1 every 5,000 iterations.
+splits; the paper reports split 1), ``synthetic``, ``hard`` (synthetic_actions/hard). Schedule: x0.1 every 5,000 iterations.
 """
 from configs.recipes.sgn import resnet3d_config
 

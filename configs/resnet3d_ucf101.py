@@ -4,7 +4,8 @@
   python train.py --config configs/resnet3d_ucf101.py --workdir workdir/r3d_ucf101
   python train.py --config configs/resnet3d_ucf101.py:synthetic --workdir workdir/r3d_synth
 
-Variants (combine with commas): ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``.
+Variants (combine with commas): ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``, ``hard``
+(the synthetic setting on ``synthetic_actions/hard`` for twice the steps, issue 16).
 """
 from configs.recipes.sgn import resnet3d_config
 

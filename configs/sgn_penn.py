@@ -4,7 +4,7 @@
   python train.py --config configs/sgn_penn.py:fusion --workdir workdir/sgn_penn_f   # fusion: all RIBs
 
 Variants (combine with commas): ``fusion``, ``frame`` (the single-frame 2D ResNet-18 of
-SGN + Frame), ``synthetic``. Schedule: x0.1 every 5,000 iterations.
+SGN + Frame), ``synthetic``, ``hard``. Schedule: x0.1 every 5,000 iterations.
 
 SGN + Frame (Tables V-VII): train both, evaluate both with mean-softmax scores, then fuse:
   python train.py --config configs/sgn_penn.py:frame --workdir W_frame

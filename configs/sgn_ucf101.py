@@ -5,7 +5,8 @@
   python train.py --config configs/sgn_ucf101.py:synthetic --workdir workdir/sgn_synth
 
 Variants (combine with commas): ``fusion``, ``frame`` (the single-frame 2D ResNet-18 of
-SGN + Frame), ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``.
+SGN + Frame), ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``, ``hard``
+(the synthetic setting on ``synthetic_actions/hard`` for twice the steps, issue 16).
 Any placement: --config.model.sgm_blocks="2a,2b" | all_rib | all_rcb | all; cross-layer (Fig. 6):
 --config.model.cross_layer="3b:2b" [--config.model.cross_layer_mode=direct].
 

@@ -18,7 +18,8 @@ and 5 for the joint stage are our choice. It starts from Kinetics-pretrained Res
 vidrec has no converted U2S checkpoint (docs/pretrained.md), so pass one with --config.init_from.
 
 Variants (combine with commas): ``synthetic`` (CPU-sized, built-in ``synthetic_actions``), ``ablation``
-(the synthetic setting, shorter, for the Table III ablations in docs/experiments.md), ``online`` (one
+(the synthetic setting, shorter, for the Table III ablations in docs/experiments.md), ``hard`` (the
+synthetic setting on ``synthetic_actions/hard``, every stage twice as long), ``online`` (one
 joint run with EMA statistics and N = 5 instead of the stages), ``tsm`` (Table V: TSM's ResNet-50 and
 its SSv2 recipe, Lin et al. 2019: 8 segments, SGD lr 0.01 for a batch of 64, weight decay 5e-4, 50
 epochs with x0.1 at 20 and 40, TSN segments, short side 256 with jitter in [224, 340], dropout 0.5,
@@ -35,7 +36,7 @@ TSM_EPOCH = 2640                      # 168,913 / 64
 
 
 def get_config(arg: str = ""):
-  options = common.parse_variant(arg, ("synthetic", "ablation", "online", "tsm"))
+  options = common.parse_variant(arg, ("synthetic", "ablation", "online", "tsm", "hard"))
   c = base_config()
   u2s.u2s_model(c, csm_warmup_steps=2 * EPOCH)
   c.dataset.update(name="ssv2/default_s256", train_split="train", eval_split="validation")
@@ -53,8 +54,10 @@ def get_config(arg: str = ""):
     tsm(c)
   if "online" in options or "tsm" in options:
     u2s.online(c)
-  if options & {"synthetic", "ablation"}:
+  if options & {"synthetic", "ablation", "hard"}:
     u2s.synthetic_segments(c, ablation="ablation" in options)
+  if "hard" in options:
+    common.hard(c)
   return c
 
 

@@ -37,6 +37,20 @@ def test_sgn_variants(name):
   assert frame.model.name == "resnet2d_frame" and frame.input.clip_len == 1 and frame.model.width == 8
 
 
+@pytest.mark.parametrize("name", ["resnet3d_ucf101", "sgn_ucf101", "sgn_hmdb51", "u2s_sthv2"])
+def test_hard_is_the_synthetic_setting_on_synthetic_actions_hard_for_twice_the_steps(name):
+  module = _load(os.path.join(ROOT, "configs", f"{name}.py"))
+  synthetic, hard = module.get_config("synthetic"), module.get_config("hard")
+  config_lib.validate(hard)
+  assert hard.dataset.name == "synthetic_actions/hard" and synthetic.dataset.name == "synthetic_actions"
+  assert hard.num_train_steps == 2 * synthetic.num_train_steps
+  if "stages" in synthetic:
+    assert hard.stages.steps == tuple(2 * s for s in synthetic.stages.steps)
+    assert sum(hard.stages.steps) == hard.num_train_steps
+  for key in ("input", "optimizer", "model"):
+    assert hard[key].to_dict() == synthetic[key].to_dict(), key
+
+
 def test_unknown_variant_is_an_error():
   with pytest.raises(ValueError, match="Unknown config variant"):
     _load(os.path.join(ROOT, "configs", "sgn_ucf101.py")).get_config("synthetc")

@@ -19,13 +19,12 @@ def _dataset(options: set[str], dataset: str, splits: tuple[str, ...]) -> str:
 def sgn_config(arg: str, dataset: str, sgm: str, fusion_blocks: str, decay_every: int,
                splits: tuple[str, ...] = SPLITS) -> ml_collections.ConfigDict:
   """``get_config`` of ``configs/sgn_<dataset>.py``: SGM-``sgm`` at RIB3b (``fusion``: at
-  ``fusion_blocks``); variants a split (default the first), ``fusion``, ``frame``, ``synthetic``."""
-  options = common.parse_variant(arg, splits + ("fusion", "frame", "synthetic"))
+  ``fusion_blocks``); variants a split (default the first), ``fusion``, ``frame``, ``synthetic``, ``hard``."""
+  options = common.parse_variant(arg, splits + ("fusion", "frame", "synthetic", "hard"))
   c = base_config()
   sgn_model(c, sgm, fusion_blocks if "fusion" in options else "3b")
   sgn_paper_recipe(c, _dataset(options, dataset, splits), decay_every=decay_every)
-  if "synthetic" in options:
-    common.synthetic_clips(c)
+  synthetic_variants(c, options)
   if "frame" in options:
     frame_model(c)
   return c
@@ -34,15 +33,23 @@ def sgn_config(arg: str, dataset: str, sgm: str, fusion_blocks: str, decay_every
 def resnet3d_config(arg: str, dataset: str, decay_every: int,
                     splits: tuple[str, ...] = SPLITS) -> ml_collections.ConfigDict:
   """``get_config`` of ``configs/resnet3d_<dataset>.py``: the SGN paper's ResNet3D-18 baseline (torchvision's
-  r3d_18 layout); variants a split (default the first) and ``synthetic``."""
-  options = common.parse_variant(arg, splits + ("synthetic",))
+  r3d_18 layout); variants a split (default the first), ``synthetic`` and ``hard``."""
+  options = common.parse_variant(arg, splits + ("synthetic", "hard"))
   c = base_config()
   c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, block="r3d", rcb="torchvision",
                  dropout=0.0)
   sgn_paper_recipe(c, _dataset(options, dataset, splits), decay_every=decay_every)
-  if "synthetic" in options:
-    common.synthetic_clips(c)
+  synthetic_variants(c, options)
   return c
+
+
+def synthetic_variants(c: ml_collections.ConfigDict, options: set[str]) -> None:
+  """``synthetic``: the CPU-sized clip setting on ``synthetic_actions``; ``hard``: the same on
+  ``synthetic_actions/hard`` for twice the steps (``common.hard``)."""
+  if options & {"synthetic", "hard"}:
+    common.synthetic_clips(c)
+  if "hard" in options:
+    common.hard(c)
 
 
 def sgn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, decay_every: int) -> None:
