@@ -19,8 +19,7 @@ vidrec has no converted U2S checkpoint (docs/pretrained.md), so pass one with --
 
 Variants (combine with commas): ``synthetic`` (CPU-sized, built-in ``synthetic_actions``), ``ablation``
 (the synthetic setting, shorter, for the Table III ablations in docs/experiments.md), ``hard`` (the
-synthetic setting on ``synthetic_actions/hard``, every stage twice as long; not calibrated yet: one of
-three one-pass seeds stayed at chance, docs/experiments.md), ``online`` (one
+synthetic setting on ``synthetic_actions/hard``, every stage twice as long, lr 0.02), ``online`` (one
 joint run with EMA statistics and N = 5 instead of the stages), ``tsm`` (Table V: TSM's ResNet-50 and
 its SSv2 recipe, Lin et al. 2019: 8 segments, SGD lr 0.01 for a batch of 64, weight decay 5e-4, 50
 epochs with x0.1 at 20 and 40, TSN segments, short side 256 with jitter in [224, 340], dropout 0.5,
@@ -59,6 +58,7 @@ def get_config(arg: str = ""):
     u2s.synthetic_segments(c, ablation="ablation" in options)
   if "hard" in options:
     common.hard(c)
+    u2s.hard_lr(c)
   return c
 
 

@@ -47,6 +47,9 @@ def test_hard_is_the_synthetic_setting_on_synthetic_actions_hard_for_twice_the_s
   if "stages" in synthetic:
     assert hard.stages.steps == tuple(2 * s for s in synthetic.stages.steps)
     assert sum(hard.stages.steps) == hard.num_train_steps
+  if name == "u2s_sthv2":            # its own lr on hard (configs/recipes/u2s.py:hard_lr)
+    assert (hard.optimizer.lr, hard.stages.joint_lr) == (0.02, 0.002)
+    hard.optimizer.lr = synthetic.optimizer.lr
   for key in ("input", "optimizer", "model"):
     assert hard[key].to_dict() == synthetic[key].to_dict(), key
 
