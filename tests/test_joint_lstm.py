@@ -288,8 +288,10 @@ def test_bad_settings_fail_clearly():
     _init(JointLSTM(num_classes=C, **{**TINY, "input_units": 8}), video)
   with pytest.raises(ValueError, match="not VGG16 taps"):
     _init(JointLSTM(num_classes=C, branches=("pool9",), **TINY), video)
-  with pytest.raises(ValueError, match="different shapes"):
+  with pytest.raises(ValueError, match="different sizes"):
     _init(JointLSTM(num_classes=C, branches=("pool3", "conv5_3"), **TINY), video)
+  with pytest.raises(ValueError, match="equal channels"):   # pool3 has half conv4_3's channels
+    _init(JointLSTM(num_classes=C, **{**TINY, "branches": ("pool3", "conv4_3"), "conv_type": "none"}), video)
   with pytest.raises(ValueError, match="last_steps"):
     _init(JointLSTM(num_classes=C, **{**TINY, "last_steps": 9}), video)
   with pytest.raises(ValueError, match="reduce"):

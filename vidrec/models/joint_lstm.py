@@ -165,10 +165,14 @@ class JointLSTM(nn.Module):
                                                     name=f"ds_{b}")(x, train)
         out[f"energy_{b}"] = channel_energy(x)
       maps.append(x)
-    if len({m.shape for m in maps}) > 1:
-      raise ValueError(f"branches {tuple(self.branches)} give maps of different shapes "
-                       f"{[m.shape[2:] for m in maps]}; attention is over shared positions, so pick taps "
+    if len({m.shape[2:-1] for m in maps}) > 1:
+      raise ValueError(f"branches {tuple(self.branches)} give maps of different sizes "
+                       f"{[m.shape[2:-1] for m in maps]}; attention is over shared positions, so pick taps "
                        f"of one resolution (pool4 and conv5_x are both 1/16 of the input).")
+    if len({m.shape[-1] for m in maps}) > 1:
+      raise ValueError(f"branches {tuple(self.branches)} give {[m.shape[-1] for m in maps]} channels; with "
+                       f"model.conv_type='none' the joint cell reads the taps themselves, so they need equal "
+                       f"channels (pool4 and conv5_3 do): use one branch or conv_type '3d' / '2d'.")
     x = jnp.stack([m.reshape(m.shape[:2] + (-1, m.shape[-1])) for m in maps], 2)   # [N, T, n, K2, C]
     if self.detach_3d_from_lstm:
       x = jax.lax.stop_gradient(x)
