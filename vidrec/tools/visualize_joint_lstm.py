@@ -36,19 +36,19 @@ def render_attention(clips: Sequence[np.ndarray], atts: Sequence[np.ndarray], ti
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   cols = min(max_frames, clips[0].shape[0])
-  fig, axes = plt.subplots(2 * len(clips), cols, figsize=(1.3 * cols, 2.8 * len(clips)), squeeze=False)
-  for r, (clip, att, title) in enumerate(zip(clips, atts, titles)):
+  fig = plt.figure(figsize=(1.3 * cols, 3.0 * len(clips)), layout="constrained")
+  for sub, clip, att, title in zip(np.atleast_1d(fig.subfigures(len(clips), 1)), clips, atts, titles):
+    sub.suptitle(title, fontsize=8, x=0.01, ha="left")
+    axes = sub.subplots(2, cols, squeeze=False)
     steps = np.linspace(0, clip.shape[0] - 1, cols).round().astype(int)
     heat = upsample(att, clip.shape[1:3])
     for j, t in enumerate(steps):
       frame = np.clip(clip[t] / 255.0, 0, 1)
-      axes[2 * r, j].imshow(frame * (0.15 + 0.85 * heat[t][..., None]))
-      axes[2 * r + 1, j].imshow(frame)
-      axes[2 * r, j].set_title(f"t={t}", fontsize=7)
-      for a in (axes[2 * r, j], axes[2 * r + 1, j]):
+      axes[0, j].imshow(frame * (0.15 + 0.85 * heat[t][..., None]))
+      axes[1, j].imshow(frame)
+      axes[0, j].set_title(f"t={t}", fontsize=7)
+      for a in axes[:, j]:
         a.axis("off")
-    axes[2 * r, 0].text(0, -0.35, title, transform=axes[2 * r, 0].transAxes, fontsize=8)
-  fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
