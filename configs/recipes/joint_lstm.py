@@ -84,9 +84,9 @@ def synthetic(c: ml_collections.ConfigDict) -> None:
   every 4th frame (the span of the other synthetic clip configs), L2 = 4, a test clip every 4th
   start. Adam (lr 0.002, cosine): SGD (lr 0.05, 16-frame clips, lambda 1000) stayed at chance, and at
   Adam lr 0.005 the first conv layer of the short-term convnets died (every ReLU unit off on every
-  input: the taps are all positive): the conv4_3 branch's on all 3 seeds, both branches' on seed 1. lambda = 1: at the paper's 1000 the regulariser
-  collapsed the convnets on this random pre-conv net (att_reg -> 0.005, every cross-entropy at ln 12
-  for 1,500 steps). Both in docs/experiments.md."""
+  input: the taps are all positive), the conv4_3 branch's on all 3 seeds and both branches' on seed 1.
+  lambda = 1: at the paper's 1000 the regulariser collapsed the convnets on this random pre-conv net
+  (att_reg -> 0.005, every cross-entropy at ln 12 for 1,500 steps). Both in docs/experiments.md."""
   c.model.update(branches=("pool3", "conv4_3"), vgg_width=8, finetune_vgg=False, tap_scale=16.0, conv_channels=32,
                  reduce="same", ds_hidden=64, input_units=64, hidden=64, dropout=0.0, last_steps=4)
   c.loss.update(last_steps=4, lambda_att=1.0)
