@@ -90,6 +90,21 @@ def test_training_loads_skips_and_reports(data_dir, tmp_path, capsys):
   assert total[1:5] == [str(num_arrays - 2), "0", "2", "0"]         # all loaded but fc kernel + bias
 
 
+def test_a_runs_workdir_initialises_another_run(data_dir, tmp_path, capsys):
+  cfg = tiny_config(data_dir)
+  cfg.num_train_steps = 1
+  pre = trainer.train(cfg, str(tmp_path / "pre"))             # "pre-training": one step, checkpointed
+  cfg.init_from, cfg.optimizer.lr, cfg.seed = str(tmp_path / "pre"), 0.0, 1
+  ts = trainer.train(cfg, str(tmp_path / "run"))
+  got, want = param_paths.flatten({"params": ts.params}), param_paths.flatten({"params": pre.params})
+  for name, value in got.items():
+    if not name.startswith("params/fc/"):
+      np.testing.assert_array_equal(value, want[name])
+  np.testing.assert_array_equal(ts.params["fc"]["bias"], 0.0)               # the classifier: fresh
+  assert not np.array_equal(ts.params["fc"]["kernel"], pre.params["fc"]["kernel"])
+  assert f"init_from {cfg.init_from} (vidrec run, step 1)" in capsys.readouterr().out
+
+
 def test_resumed_run_ignores_init_from(tmp_path, capsys):
   cfg = tiny_config("")
   _pretrained_dir(tmp_path / "pre", cfg, num_classes=400)
@@ -120,6 +135,9 @@ def test_shape_mismatch_stops_training_before_compiling(data_dir, tmp_path, monk
 def test_missing_directory_names_the_converter(tmp_path):
   with pytest.raises(FileNotFoundError, match="python -m vidrec.convert torchvision"):
     init_from.load_variables(str(tmp_path / "nothing"))
+  (tmp_path / "untrained" / "checkpoints").mkdir(parents=True)
+  with pytest.raises(FileNotFoundError, match="no checkpoint yet"):
+    init_from.load_variables(str(tmp_path / "untrained"))
 
 
 def test_prefix_loads_into_a_submodule_and_disjoint_names_are_an_error():

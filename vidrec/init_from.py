@@ -2,7 +2,8 @@
 
 DIR holds ``variables.msgpack`` (flax msgpack of ``{"params": ..., "batch_stats": ...}``, numpy leaves)
 and ``meta.json`` (where the weights came from and the ``config.model`` they fit), as written by
-``python -m vidrec.convert``. A fresh training run (not a resumed one: there the checkpoint wins)
+``python -m vidrec.convert``, or is the workdir of a vidrec run (pre-training on one dataset, fine-tuning
+on another): its newest checkpoint's parameters and model state are read (``run_variables``). A fresh training run (not a resumed one: there the checkpoint wins)
 takes every variable whose name (``collection/module/.../leaf``) and shape match the model's, keeps the
 fresh initialisation of those that match a ``config.init_skip`` pattern (fnmatch globs on the name
 without its collection, e.g. ``fc/*``; ``base_config``'s default ``fc/*,fc8/*,*_head/*`` names the
@@ -61,16 +62,37 @@ def save_variables(directory: str, variables: Mapping[str, Any], meta: Mapping[s
 
 
 def load_variables(directory: str) -> tuple[dict, dict]:
-  """(variables, meta) from a directory written by :func:`save_variables`."""
+  """(variables, meta) from a directory written by :func:`save_variables` or a run's workdir."""
   path = fs.path(directory) / VARIABLES_FILE
+  if not path.exists() and (fs.path(directory) / "checkpoints").exists():
+    return run_variables(directory)
   if not path.exists():
     raise FileNotFoundError(
-        f"init_from={directory!r}: no {VARIABLES_FILE} there. Convert a checkpoint first, e.g. "
+        f"init_from={directory!r}: no {VARIABLES_FILE} there and no vidrec run (WORKDIR/checkpoints). "
+        f"Give a trained run's workdir, or convert a checkpoint first, e.g. "
         f"python -m vidrec.convert torchvision --arch r3d_18 --checkpoint r3d_18.pth --out {directory}")
   variables = flax.serialization.msgpack_restore(path.read_bytes())
   meta_path = fs.path(directory) / META_FILE
   meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
   return variables, meta
+
+
+def run_variables(workdir: str) -> tuple[dict, dict]:
+  """(variables, meta) of the newest checkpoint of the vidrec run in ``workdir``: its ``params`` and
+  model state (BatchNorm statistics), read without a target structure, so no config, dataset or model
+  is needed; meta names the run, its step and its ``config.model`` (from ``WORKDIR/config.json``)."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top  (only this path reads orbax)
+  root = fs.path(workdir)
+  with ocp.CheckpointManager(root / "checkpoints", options=ocp.CheckpointManagerOptions(read_only=True)) as mngr:
+    step = mngr.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"init_from={workdir!r}: the run has no checkpoint yet (train it first).")
+    state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+  variables = jax.tree.map(np.asarray, {"params": state["params"], **state["model_state"]})
+  config = root / "config.json"
+  model = json.loads(config.read_text()).get("model", {}) if config.exists() else {}
+  return variables, {"arch": f"vidrec run, step {step}", "source": str(root), "step": int(step),
+                     "config_model": model}
 
 
 @dataclasses.dataclass
