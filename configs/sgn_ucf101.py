@@ -10,6 +10,12 @@ SGN + Frame), ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``, ``h
 Any placement: --config.model.sgm_blocks="2a,2b" | all_rib | all_rcb | all; cross-layer (Fig. 6):
 --config.model.cross_layer="3b:2b" [--config.model.cross_layer_mode=direct].
 
+On ``synthetic_actions/hard`` SGN follows the paper's protocol ("all of the training procedures are
+pre-trained on Sport1M", Sec. IV-B), with ``synthetic_actions`` standing in for Sports-1M (from scratch
+the SGM arms stay on the ln 24 plateau; docs/experiments.md, "SGN Tables I-II on hard"):
+  python train.py --config configs/resnet3d_ucf101.py:synthetic --workdir W_pre
+  python train.py --config configs/sgn_ucf101.py:hard --config.init_from=W_pre --config.num_train_steps=1200 --workdir W
+
 SGN + Frame (Tables V-VII): train both, evaluate both with mean-softmax scores, then fuse:
   python train.py --config configs/sgn_ucf101.py:frame --workdir W_frame
   python eval.py --config configs/sgn_ucf101.py --workdir W_sgn --config.eval.aggregation=mean_softmax
