@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from etils import epath
 
+CHECKPOINT_DIR = "checkpoints"   # WORKDIR/CHECKPOINT_DIR holds a run's orbax checkpoints
+
 
 def is_local(path: str | os.PathLike) -> bool:
   """True for paths on the local filesystem (no ``scheme://`` prefix)."""

@@ -2,9 +2,9 @@
 
 DIR holds ``variables.msgpack`` (flax msgpack of ``{"params": ..., "batch_stats": ...}``, numpy leaves)
 and ``meta.json`` (where the weights came from and the ``config.model`` they fit), as written by
-``python -m vidrec.convert``, or is the workdir of a vidrec run (pre-training on one dataset, fine-tuning
-on another): its newest checkpoint's parameters and model state are read (``run_variables``). A fresh training run (not a resumed one: there the checkpoint wins)
-takes every variable whose name (``collection/module/.../leaf``) and shape match the model's, keeps the
+``python -m vidrec.convert``, or is the workdir of a vidrec run (pre-training on one dataset,
+fine-tuning on another): its newest checkpoint's parameters and model state are read
+(``run_variables``). A fresh training run (not a resumed one: there the checkpoint wins) takes every variable whose name (``collection/module/.../leaf``) and shape match the model's, keeps the
 fresh initialisation of those that match a ``config.init_skip`` pattern (fnmatch globs on the name
 without its collection, e.g. ``fc/*``; ``base_config``'s default ``fc/*,fc8/*,*_head/*`` names the
 classifier of every vidrec model: resnet3d / sgn / resnet2d_frame ``fc``, VGG16 ``fc8``, U2S's heads)
@@ -64,9 +64,9 @@ def save_variables(directory: str, variables: Mapping[str, Any], meta: Mapping[s
 def load_variables(directory: str) -> tuple[dict, dict]:
   """(variables, meta) from a directory written by :func:`save_variables` or a run's workdir."""
   path = fs.path(directory) / VARIABLES_FILE
-  if not path.exists() and (fs.path(directory) / "checkpoints").exists():
-    return run_variables(directory)
   if not path.exists():
+    if (fs.path(directory) / fs.CHECKPOINT_DIR).exists():
+      return run_variables(directory)
     raise FileNotFoundError(
         f"init_from={directory!r}: no {VARIABLES_FILE} there and no vidrec run (WORKDIR/checkpoints). "
         f"Give a trained run's workdir, or convert a checkpoint first, e.g. "
@@ -83,7 +83,8 @@ def run_variables(workdir: str) -> tuple[dict, dict]:
   is needed; meta names the run, its step and its ``config.model`` (from ``WORKDIR/config.json``)."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top  (only this path reads orbax)
   root = fs.path(workdir)
-  with ocp.CheckpointManager(root / "checkpoints", options=ocp.CheckpointManagerOptions(read_only=True)) as mngr:
+  options = ocp.CheckpointManagerOptions(read_only=True)
+  with ocp.CheckpointManager(root / fs.CHECKPOINT_DIR, options=options) as mngr:
     step = mngr.latest_step()
     if step is None:
       raise FileNotFoundError(f"init_from={workdir!r}: the run has no checkpoint yet (train it first).")

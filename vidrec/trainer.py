@@ -117,7 +117,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
 
 def checkpoint_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
-      fs.path(workdir) / "checkpoints",
+      fs.path(workdir) / fs.CHECKPOINT_DIR,
       options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints,
                                            enable_async_checkpointing=True))
 
