@@ -4,7 +4,7 @@
   python train.py --config configs/fstcn_hmdb51.py --workdir workdir/fstcn_hmdb51
   python train.py --config configs/fstcn_hmdb51.py:synthetic --workdir workdir/fstcn_synth
 
-Variants (combine with commas): ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``; the
+Variants (combine with commas): ``split1`` (default) / ``split2`` / ``split3``, ``synthetic``, ``hard``; the
 Table 1-2 overrides are listed in ``configs/recipes/fstcn.py:fstcn_config``.
 """
 from configs.recipes.fstcn import fstcn_config

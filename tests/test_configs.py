@@ -7,6 +7,7 @@ import pytest
 
 from configs.recipes import common
 from vidrec import config as config_lib
+from vidrec.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py")) if not p.endswith("__init__.py"))
@@ -37,12 +38,13 @@ def test_sgn_variants(name):
   assert frame.model.name == "resnet2d_frame" and frame.input.clip_len == 1 and frame.model.width == 8
 
 
-@pytest.mark.parametrize("name", ["resnet3d_ucf101", "sgn_ucf101", "sgn_hmdb51", "u2s_sthv2"])
+@pytest.mark.parametrize("name", ["resnet3d_ucf101", "sgn_ucf101", "sgn_hmdb51", "u2s_sthv2", "fstcn_ucf101",
+                                  "joint_lstm_ucf101", "atw_ucf101"])
 def test_hard_is_the_synthetic_setting_on_synthetic_actions_hard_for_twice_the_steps(name):
   module = _load(os.path.join(ROOT, "configs", f"{name}.py"))
   synthetic, hard = module.get_config("synthetic"), module.get_config("hard")
   config_lib.validate(hard)
-  assert hard.dataset.name == "synthetic_actions/hard" and synthetic.dataset.name == "synthetic_actions"
+  assert hard.dataset.name == "synthetic_actions/hard" and synthetic.dataset.name.startswith("synthetic_actions")
   assert hard.num_train_steps == 2 * synthetic.num_train_steps
   if "stages" in synthetic:
     assert hard.stages.steps == tuple(2 * s for s in synthetic.stages.steps)
@@ -52,6 +54,12 @@ def test_hard_is_the_synthetic_setting_on_synthetic_actions_hard_for_twice_the_s
     hard.optimizer.lr = synthetic.optimizer.lr
   for key in ("input", "optimizer", "model"):
     assert hard[key].to_dict() == synthetic[key].to_dict(), key
+
+
+def test_atw_hard_is_rgb_only():
+  module = _load(os.path.join(ROOT, "configs", "atw_ucf101.py"))
+  with pytest.raises(UserError, match="stores no optical flow"):
+    module.get_config("flow,hard")
 
 
 def test_unknown_variant_is_an_error():

@@ -15,15 +15,18 @@ the three streams, then fuse the pre-softmax video scores 1 : 1 : 0.5 (D = ucf10
       --member W_wflow/eval/test_scores.npz:logits:0.5 --out W_fused
 
 Variants (combine with commas): ``rgb`` (default) | ``flow`` | ``warped_flow``, ``split1`` (default) |
-``split2`` | ``split3``, ``synthetic``, ``positional`` (the positional reading of the attention layer).
+``split2`` | ``split3``, ``synthetic``, ``hard`` (the synthetic RGB stream on ``synthetic_actions/hard``
+for twice the steps; that dataset stores no flow), ``positional`` (the positional reading of the
+attention layer).
 Consensus (Table 1): --config.model.consensus=avg|max|attention|positional.
 """
 from __future__ import annotations
 
 import ml_collections
 
-from configs.recipes.common import parse_variant
+from configs.recipes import common
 from vidrec.config import base_config
+from vidrec.errors import UserError
 from vidrec.models.atw import PARTIAL_BN_FROZEN
 
 MODALITIES = ("rgb", "flow", "warped_flow")
@@ -110,17 +113,22 @@ def positional(c: ml_collections.ConfigDict) -> None:
 
 def atw_config(arg: str, dataset: str, splits: tuple[str, ...]) -> ml_collections.ConfigDict:
   """``get_config`` of ``configs/atw_<dataset>.py``: variants ``rgb`` (default) | ``flow`` |
-  ``warped_flow``, a split, ``synthetic``, ``positional``."""
-  options = parse_variant(arg, MODALITIES + splits + ("synthetic", "positional"))
+  ``warped_flow``, a split, ``synthetic``, ``hard`` (RGB only), ``positional``."""
+  options = common.parse_variant(arg, MODALITIES + splits + ("synthetic", "hard", "positional"))
   if len(options & set(MODALITIES)) > 1 or len(options & set(splits)) > 1:
     raise ValueError(f"choose one stream of {MODALITIES} and one split of {splits}, got {sorted(options)}")
   modality = next((m for m in MODALITIES if m in options), "rgb")
   split = next((s for s in splits if s in options), splits[0])
   c = base_config()
-  if "synthetic" in options:
+  if "hard" in options and modality != "rgb":
+    raise UserError(f"':hard' trains the RGB stream only: synthetic_actions/hard stores no optical flow; "
+                    f"drop ':{modality}' or use ':{modality},synthetic' (synthetic_actions/flow).")
+  if options & {"synthetic", "hard"}:
     atw_synthetic(c, modality)
   else:
     atw_paper_recipe(c, f"{dataset}/{split}_s256_tvl1_warped", modality)
+  if "hard" in options:
+    common.hard(c)
   if "positional" in options:
     positional(c)
   return c

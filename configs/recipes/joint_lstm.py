@@ -4,7 +4,8 @@
   python train.py --config configs/joint_lstm_D.py:synthetic --workdir workdir/jl_synth     # 2-core CPU
 
 Variants (combine with commas): ``split1`` (default) / ``split2`` / ``split3``, ``late`` (default) /
-``early``, ``synthetic``. Table 2 rows: --config.model.branches="('pool4',)"; Table 3 rows:
+``early``, ``synthetic``, ``hard`` (the synthetic setting on ``synthetic_actions/hard`` for twice the
+steps, issue 16). Table 2 rows: --config.model.branches="('pool4',)"; Table 3 rows:
 --config.model.conv_type=2d|none, --config.loss.lambda_att=0.
 
 Paper (Sec. 4.2): clips of L1 = 30 consecutive frames resized to 384x384, VGG16 taps pool4 and conv5_3,
@@ -19,11 +20,11 @@ from __future__ import annotations
 
 import ml_collections
 
-from configs.recipes.common import parse_variant
+from configs.recipes import common
 from vidrec.config import base_config
 
 SPLITS = ("split1", "split2", "split3")
-VARIANTS = SPLITS + ("early", "late", "synthetic")
+VARIANTS = SPLITS + ("early", "late", "synthetic", "hard")
 
 
 def model_config() -> ml_collections.ConfigDict:
@@ -47,7 +48,7 @@ def freeze_vgg_unless_finetuned(c: ml_collections.ConfigDict) -> None:
 
 def get_config(dataset: str, arg: str = "") -> ml_collections.ConfigDict:
   """``dataset`` = "ucf101" | "hmdb51"; ``arg`` any of VARIANTS joined by commas."""
-  options = parse_variant(arg, VARIANTS)
+  options = common.parse_variant(arg, VARIANTS)
   if {"early", "late"} <= options:
     raise ValueError("choose one of ':early' and ':late'.")
   split = next((s for s in SPLITS if s in options), "split1")
@@ -69,8 +70,10 @@ def get_config(dataset: str, arg: str = "") -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 2000
   c.log_every_steps = 100
   c.eval.update(aggregation="majority_vote", heads=("logits",), batch_size=16)
-  if "synthetic" in options:
+  if options & {"synthetic", "hard"}:
     synthetic(c)
+  if "hard" in options:
+    common.hard(c)
   return c
 
 
