@@ -5,6 +5,8 @@ Imported by config files as ``from configs.recipes import common`` (the reposito
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import ml_collections
 
 from vidrec.errors import UserError
@@ -28,6 +30,15 @@ def hard(c: ml_collections.ConfigDict) -> None:
   if "stages" in c:
     c.stages.steps = tuple(2 * s for s in c.stages.steps)
   c.num_train_steps *= 2
+
+
+def synthetic_variants(c: ml_collections.ConfigDict, options: set[str],
+                       setting: Callable[[ml_collections.ConfigDict], None]) -> None:
+  """``synthetic``: a recipe's CPU-sized ``setting``; ``hard``: the same setting moved by :func:`hard`."""
+  if options & {"synthetic", "hard"}:
+    setting(c)
+  if "hard" in options:
+    hard(c)
 
 
 def synthetic_clips(c: ml_collections.ConfigDict, steps: int = 1200) -> None:

@@ -64,14 +64,12 @@ def fstcn_synthetic(c: ml_collections.ConfigDict) -> None:
 def fstcn_config(arg: str, dataset: str, splits: tuple[str, ...] = ("split1", "split2", "split3")
                  ) -> ml_collections.ConfigDict:
   """``get_config`` of ``configs/fstcn_<dataset>.py``: variants a split (default the first),
-  ``synthetic`` and ``hard`` (the synthetic setting on ``synthetic_actions/hard``, ``common.hard``). Table 2 rows: ``--config.model.paths=scl|tcl``, ``--config.input.num_test_clips=1``,
-  ``--config.eval.aggregation=mean_softmax`` (averaging fusion); Table 1: ``--config.model.tcl_kernels``."""
+  ``synthetic`` and ``hard`` (``common.synthetic_variants``). Table 2 rows: ``--config.model.paths=scl|tcl``,
+  ``--config.input.num_test_clips=1``, ``--config.eval.aggregation=mean_softmax`` (averaging fusion);
+  Table 1: ``--config.model.tcl_kernels``."""
   options = common.parse_variant(arg, splits + ("synthetic", "hard"))
   split = next((s for s in splits if s in options), splits[0])
   c = base_config()
   fstcn_paper_recipe(c, f"{dataset}/{split}_s256")
-  if options & {"synthetic", "hard"}:
-    fstcn_synthetic(c)
-  if "hard" in options:
-    common.hard(c)
+  common.synthetic_variants(c, options, fstcn_synthetic)
   return c

@@ -70,10 +70,7 @@ def get_config(dataset: str, arg: str = "") -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 2000
   c.log_every_steps = 100
   c.eval.update(aggregation="majority_vote", heads=("logits",), batch_size=16)
-  if options & {"synthetic", "hard"}:
-    synthetic(c)
-  if "hard" in options:
-    common.hard(c)
+  common.synthetic_variants(c, options, synthetic)
   return c
 
 

@@ -24,7 +24,7 @@ def sgn_config(arg: str, dataset: str, sgm: str, fusion_blocks: str, decay_every
   c = base_config()
   sgn_model(c, sgm, fusion_blocks if "fusion" in options else "3b")
   sgn_paper_recipe(c, _dataset(options, dataset, splits), decay_every=decay_every)
-  synthetic_variants(c, options)
+  common.synthetic_variants(c, options, common.synthetic_clips)
   if "frame" in options:
     frame_model(c)
   return c
@@ -39,17 +39,8 @@ def resnet3d_config(arg: str, dataset: str, decay_every: int,
   c.model.update(name="resnet3d", width=64, num_stages=4, blocks_per_stage=2, block="r3d", rcb="torchvision",
                  dropout=0.0)
   sgn_paper_recipe(c, _dataset(options, dataset, splits), decay_every=decay_every)
-  synthetic_variants(c, options)
+  common.synthetic_variants(c, options, common.synthetic_clips)
   return c
-
-
-def synthetic_variants(c: ml_collections.ConfigDict, options: set[str]) -> None:
-  """``synthetic``: the CPU-sized clip setting on ``synthetic_actions``; ``hard``: the same on
-  ``synthetic_actions/hard`` for twice the steps (``common.hard``)."""
-  if options & {"synthetic", "hard"}:
-    common.synthetic_clips(c)
-  if "hard" in options:
-    common.hard(c)
 
 
 def sgn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, decay_every: int) -> None:
