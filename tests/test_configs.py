@@ -7,7 +7,7 @@ import pytest
 
 from configs.recipes import common
 from vidrec import config as config_lib
-from vidrec.errors import UserError
+from vidrec.data import synthetic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py")) if not p.endswith("__init__.py"))
@@ -44,7 +44,8 @@ def test_hard_is_the_synthetic_setting_on_synthetic_actions_hard_for_twice_the_s
   module = _load(os.path.join(ROOT, "configs", f"{name}.py"))
   synthetic, hard = module.get_config("synthetic"), module.get_config("hard")
   config_lib.validate(hard)
-  assert hard.dataset.name == "synthetic_actions/hard" and synthetic.dataset.name.startswith("synthetic_actions")
+  expected = "synthetic_actions/hard_flow" if name == "atw_ucf101" else "synthetic_actions/hard"
+  assert hard.dataset.name == expected and synthetic.dataset.name.startswith("synthetic_actions")
   assert hard.num_train_steps == 2 * synthetic.num_train_steps
   if "stages" in synthetic:
     assert hard.stages.steps == tuple(2 * s for s in synthetic.stages.steps)
@@ -56,10 +57,13 @@ def test_hard_is_the_synthetic_setting_on_synthetic_actions_hard_for_twice_the_s
     assert hard[key].to_dict() == synthetic[key].to_dict(), key
 
 
-def test_atw_hard_is_rgb_only():
-  module = _load(os.path.join(ROOT, "configs", "atw_ucf101.py"))
-  with pytest.raises(UserError, match="stores no optical flow"):
-    module.get_config("flow,hard")
+@pytest.mark.parametrize("stream", ["rgb", "flow", "warped_flow"])
+def test_atw_hard_trains_every_stream_on_the_hard_scenes_with_flow(stream):
+  hard = _load(os.path.join(ROOT, "configs", "atw_ucf101.py")).get_config(f"{stream},hard")
+  config_lib.validate(hard)
+  assert hard.input.modality == stream and hard.dataset.name == "synthetic_actions/hard_flow"
+  builder_config = {c.name: c for c in synthetic.SyntheticActions.BUILDER_CONFIGS}["hard_flow"]
+  assert builder_config.hard is not None and builder_config.flow and builder_config.warped_flow
 
 
 def test_unknown_variant_is_an_error():

@@ -540,6 +540,11 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
                              "distractors doing other classes' motions, occluders (synthetic_hard).",
                              resolution=48, min_frames=20, max_frames=48, num_train=1680, num_test=480,
                              seed=0, hard=Difficulty()),
+      SyntheticActionsConfig(name="hard_flow", description="The hard scenes at 32px, 20-32 frames, "
+                             "720/240 videos, TV-L1 flow and warped flow (ATW's streams under camera "
+                             "motion on a CPU).", resolution=32, min_frames=20, max_frames=32,
+                             num_train=720, num_test=240, seed=0, flow="tvl1", warped_flow=True,
+                             hard=Difficulty()),
       SyntheticActionsConfig(name="hard_tiny", description="The hard scenes at 32px, 12-24 frames, "
                              "48/24 videos (tests).", resolution=32, min_frames=12, max_frames=24,
                              num_train=48, num_test=24, seed=0, hard=Difficulty()),

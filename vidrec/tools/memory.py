@@ -40,8 +40,7 @@ from vidrec.models import build_model  # noqa: E402
 # Class counts of the paper datasets (their builders read them from the data, which need not be here).
 NUM_CLASSES = {"ucf101": 101, "hmdb51": 51, "ssv2": 174, "penn_action": 15,
                "synthetic_actions": synthetic.NUM_CLASSES,
-               "synthetic_actions/hard": synthetic_hard.NUM_CLASSES,
-               "synthetic_actions/hard_tiny": synthetic_hard.NUM_CLASSES}
+               **{f"synthetic_actions/{c}": synthetic_hard.NUM_CLASSES for c in ("hard", "hard_flow", "hard_tiny")}}
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/u2s_sthv2.py.")
