@@ -25,7 +25,7 @@ Invariants (tested in ``tests/test_synthetic.py``):
 The renderer is pure numpy (no TF), vectorised over frames, and deterministic: example ``i``
 of split ``s`` is drawn from ``SeedSequence([config.seed, crc32(s), i])``.
 
-The builder configs ``hard`` / ``hard_tiny`` render the 24-class scenes of
+The builder configs ``hard`` / ``hard_flow`` / ``hard_tiny`` render the 24-class scenes of
 ``vidrec.data.synthetic_hard`` (moving camera, small actor among distractors) from these
 primitives; their knobs are ``Difficulty``.
 """
