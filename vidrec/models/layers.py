@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from vidrec.models import conv_autotune, conv_gemm
+from vidrec.models import conv_autotune, conv_gemm, conv_onednn
 
 Dtype = Any
 Padding = Sequence[tuple[int, int]]
@@ -24,15 +24,18 @@ BN_MOMENTUM = 0.9       # PyTorch's momentum 0.1 (flax keeps 1 - that)
 BN_EPSILON = 1e-5
 
 
-CONV_IMPLS = ("native", "temporal_sum", "gemm", "auto")
+CONV_IMPLS = ("native", "temporal_sum", "gemm", "onednn", "auto")
 
 
 def conv3d_impl() -> str:
   """How convolutions run: ``$VIDREC_CONV3D`` (one of ``CONV_IMPLS``), else ``temporal_sum`` on CPU and
   ``native`` elsewhere. ``native`` is XLA's convolution; ``temporal_sum`` runs a 3D one as a sum of 2D
   ones (other ranks native); ``gemm`` runs every convolution as im2col GEMMs with a GEMM backward
-  (``conv_gemm``); ``auto`` picks, per shape, whichever of these measured fastest on this machine
-  (``conv_autotune``). ``gemm`` and ``auto`` are opt-in (docs/performance.md)."""
+  (``conv_gemm``); ``onednn`` runs every convolution (CPU only) by oneDNN through an XLA custom call, with
+  oneDNN's backward-data and backward-weights primitives as its gradients (``conv_onednn``; needs
+  ``pip install -e ".[onednn]"``); ``auto`` picks, per shape, whichever of ``native``, ``temporal_sum`` and
+  ``gemm`` measured fastest on this machine (``conv_autotune``). ``gemm``, ``onednn`` and ``auto`` are
+  opt-in (docs/performance.md)."""
   impl = os.environ.get("VIDREC_CONV3D") or ("temporal_sum" if jax.default_backend() == "cpu" else "native")
   if impl not in CONV_IMPLS:
     raise ValueError(f"VIDREC_CONV3D must be one of {CONV_IMPLS}, got {impl!r}")
@@ -45,13 +48,16 @@ def conv_nd(x: jnp.ndarray, kernel: jnp.ndarray, strides: Sequence[int], padding
   ``impl`` (default ``conv3d_impl()``) says.
 
   A 3D convolution may run as the sum over temporal taps t of 2D convolutions of the time-strided
-  slices x[:, t::s_t] with kernel[t] (exactly the same result); ``gemm`` is ``conv_gemm.conv_gemm``."""
+  slices x[:, t::s_t] with kernel[t] (exactly the same result); ``gemm`` is ``conv_gemm.conv_gemm``,
+  ``onednn`` ``conv_onednn.conv_onednn``."""
   nd = kernel.ndim - 2
   impl = impl or conv3d_impl()
   if impl == "auto":
     impl = conv_autotune.choose(conv_nd, x.shape, kernel.shape, strides, padding, x.dtype)
   if impl == "gemm":
     return conv_gemm.conv_gemm(x, kernel, strides, padding)
+  if impl == "onednn":
+    return conv_onednn.conv_onednn(x, kernel, strides, padding)
   if nd == 3 and impl == "temporal_sum":
     (p0, p1), st = padding[0], strides[0]
     xp = jnp.pad(x, ((0, 0), (p0, p1), (0, 0), (0, 0), (0, 0)))

@@ -3,9 +3,10 @@
   python -m vidrec.tools.conv_bench --shape 8,16,56,56,64 --kernel 3,3,3 --features 64 [--dtype bfloat16]
 
 Times (median of ``--repeats`` after one warm-up) the forward and forward+backward (input and kernel
-gradients) of ``lax.conv_general_dilated`` (native), the temporal sum of 2D convolutions (3D kernels)
-and ``conv_gemm`` for every (split, chunks) plan; prints one JSON line per formulation. Backward
-GFLOP/s counts the two gradient convolutions (2x the forward FLOPs) over (fwd+bwd time - fwd time).
+gradients) of ``lax.conv_general_dilated`` (native), the temporal sum of 2D convolutions (3D kernels),
+oneDNN (``conv_onednn``, when installed) and ``conv_gemm`` for every (split, chunks) plan; prints one
+JSON line per formulation. Backward GFLOP/s counts the two gradient convolutions (2x the forward
+FLOPs) over (fwd+bwd time - fwd time).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 from absl import flags
 
 from vidrec import cli
-from vidrec.models import conv_gemm, layers
+from vidrec.models import conv_gemm, conv_onednn, layers
 from vidrec.timing import median_seconds
 
 _SHAPE = flags.DEFINE_list("shape", ["8", "16", "56", "56", "64"], "Input N,*spatial,C.")
@@ -44,6 +45,8 @@ def formulations(x_shape, k_shape, strides, itemsize) -> dict:
   out = {"native": env("native")}
   if nd == 3:
     out["temporal_sum"] = env("temporal_sum")
+  if conv_onednn.available():
+    out["onednn"] = env("onednn")
   n = x_shape[0]
   for split in range(nd + 1):
     for chunks in sorted({1, n, conv_gemm.plan(x_shape, k_shape, strides, itemsize).chunks}):
