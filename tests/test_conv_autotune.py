@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from vidrec.models import conv_autotune, layers
+from vidrec.models import conv_autotune, conv_onednn, layers
 
 PAD = ((1, 1), (1, 1), (1, 1))
 
@@ -61,9 +61,11 @@ def test_choice_is_read_back_from_the_cache_without_measuring(cache, monkeypatch
 
 def test_fastest_candidate_wins_and_a_corrupt_cache_counts_as_empty(cache, monkeypatch):
   cache.write_text("{not json")
-  seconds = {"native": 3.0, "temporal_sum": 1.0, "gemm": 2.0}
+  seconds = {"native": 3.0, "temporal_sum": 1.0, "gemm": 2.0, "onednn": 1.5}
   monkeypatch.setattr(conv_autotune, "measure", lambda conv, impl, *a: seconds[impl])
   assert conv_autotune.choose(layers.conv_nd, (1, 4, 6, 6, 3), (3, 3, 3, 3, 5), (1, 1, 1), PAD,
                               jnp.float32) == "temporal_sum"
-  assert conv_autotune.candidates(2) == ("native", "gemm")
+  onednn = ("onednn",) if conv_onednn.available() else ()   # installed: a candidate on CPU
+  assert conv_autotune.candidates(2) == ("native", "gemm") + onednn
+  assert conv_autotune.candidates(3) == ("native", "temporal_sum", "gemm") + onednn
   assert list(json.loads(cache.read_text()).values()) == ["temporal_sum"]

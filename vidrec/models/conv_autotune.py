@@ -1,7 +1,8 @@
 """``VIDREC_CONV3D=auto``: each convolution shape runs the formulation that measured fastest on this machine.
 
 The first time a shape (input, kernel, strides, padding, dtype) is traced, every candidate of
-:func:`candidates` (XLA's ``native`` convolution, ``temporal_sum`` for 3D kernels, ``gemm``) is compiled
+:func:`candidates` (XLA's ``native`` convolution, ``temporal_sum`` for 3D kernels, ``gemm``, and
+``onednn`` on CPU where it is installed) is compiled
 on its own and timed on random data: the median of ``REPEATS`` calls of forward + both gradients
 (training dominates; the first layer's unused input gradient is timed too). The winner is kept in memory
 and in a JSON cache (``$VIDREC_CONV_CACHE``, default ``~/.cache/vidrec/conv_autotune.json``), keyed by
@@ -24,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vidrec.models import conv_onednn
 from vidrec.timing import median_seconds
 
 REPEATS = 3
@@ -43,7 +45,8 @@ def shape_key(x_shape: Sequence[int], kernel_shape: Sequence[int], strides: Sequ
 
 
 def candidates(nd: int) -> tuple[str, ...]:
-  return ("native", "temporal_sum", "gemm") if nd == 3 else ("native", "gemm")
+  onednn = ("onednn",) if jax.default_backend() == "cpu" and conv_onednn.available() else ()
+  return (("native", "temporal_sum", "gemm") if nd == 3 else ("native", "gemm")) + onednn
 
 
 def _load() -> dict[str, str]:
