@@ -1,13 +1,16 @@
 """Benchmark: python -m vidrec.tools.bench --config configs/<model>_<dataset>.py[:variant] [--steps 20].
 
 After compilation, measures train-step clips/s, eval (forward) clips/s, input-pipeline clips/s alone
-(training pipeline, and the test-view pipeline), XLA's FLOPs per clip (cost analysis), the achieved
-GFLOP/s (those FLOPs / step time) and peak memory; prints one JSON line. ``$VIDREC_CONV3D`` picks the
+(training pipeline, and the test-view pipeline), XLA's FLOPs per clip (cost analysis of the step with
+``native`` convolutions, so that every convolution path is credited the same work: custom calls count
+zero and im2col adds would count extra), the achieved GFLOP/s (those FLOPs / step time) and peak
+memory; prints one JSON line. ``$VIDREC_CONV3D`` picks the
 convolution path (``vidrec.models.layers.conv3d_impl``). Numbers are measured here and never asserted by tests.
 """
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
 
@@ -34,8 +37,17 @@ def _timed(fn, steps: int) -> float:
   return (time.perf_counter() - t) / steps
 
 
-def _flops(compiled) -> float | None:
-  cost = compiled.cost_analysis()
+def _native_flops(fn, *args) -> float | None:
+  """XLA's FLOP count of ``fn(*args)`` traced with native convolutions (lowered, not compiled)."""
+  saved = os.environ.get("VIDREC_CONV3D")
+  os.environ["VIDREC_CONV3D"] = "native"
+  try:
+    cost = jax.jit(fn).lower(*args).cost_analysis()
+  finally:
+    if saved is None:
+      del os.environ["VIDREC_CONV3D"]
+    else:
+      os.environ["VIDREC_CONV3D"] = saved
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost["flops"]) if cost and "flops" in cost else None
 
@@ -49,9 +61,10 @@ def run(config, steps: int, input_batches: int) -> dict:
   batch = {"video": rng.standard_normal(trainer.input_shape(config, batch_size)).astype(np.float32),
            "label": rng.integers(0, s.num_classes, batch_size).astype(np.int32)}
   batch = jax.device_put(batch, sharded)
-  step = jax.jit(trainer.make_train_step(s.model, s.tx, losses.LOSSES.get(config.loss.name), config.loss,
-                                         s.schedule, jax.random.key(1), config, s.mesh),
-                 in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
+  step_fn = trainer.make_train_step(s.model, s.tx, losses.LOSSES.get(config.loss.name), config.loss,
+                                    s.schedule, jax.random.key(1), config, s.mesh)
+  train_flops = _native_flops(step_fn, ts, batch)
+  step = jax.jit(step_fn, in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
   compiled_step = step.lower(ts, batch).compile()
   state = {"ts": ts}
 
@@ -63,6 +76,7 @@ def run(config, steps: int, input_batches: int) -> dict:
   forward = jax.jit(lambda v, x: s.model.apply(v, x, train=False)["logits"])
   variables = trainer.variables_of(state["ts"])
   compiled_fwd = forward.lower(variables, batch["video"]).compile()
+  fwd_flops = _native_flops(lambda v, x: s.model.apply(v, x, train=False)["logits"], variables, batch["video"])
   eval_sec = _timed(lambda: jax.block_until_ready(compiled_fwd(variables, batch["video"])), steps)
 
   source = pipeline.VideoSource(s.builder, config.dataset.train_split)
@@ -74,7 +88,6 @@ def run(config, steps: int, input_batches: int) -> dict:
 
   device = jax.devices()[0]
   stats = device.memory_stats() or {}
-  train_flops, fwd_flops = _flops(compiled_step), _flops(compiled_fwd)
   return {
       "model": config.model.name, "dataset": config.dataset.name, "batch_size": batch_size,
       "input_shape": list(trainer.input_shape(config, batch_size)), "devices": jax.device_count(),
