@@ -1,6 +1,9 @@
 """conv_gemm equals lax.conv_general_dilated: forward, input gradient and kernel gradient, for every
 formulation (split, chunks), strides, paddings, factorised and 2D/1D kernels, odd sizes; the plan rule;
 the layers.conv_nd switch."""
+import sys
+from pathlib import Path
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -9,6 +12,9 @@ import pytest
 from jax import lax
 
 from vidrec.models import conv_gemm, layers
+
+sys.path.insert(0, str(Path(__file__).parent))
+import conv_cases  # noqa: E402  pylint: disable=g-import-not-at-top
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
@@ -25,18 +31,7 @@ def _value_and_grads(conv, x, k, cot):
   return (y,) + vjp(cot)
 
 
-CASES = [  # x shape, kernel shape, strides, padding
-    ((2, 5, 7, 6, 3), (3, 3, 3, 3, 4), (1, 1, 1), ((1, 1),) * 3),
-    ((2, 7, 9, 10, 3), (3, 3, 3, 3, 5), (2, 2, 2), ((1, 1),) * 3),
-    ((2, 5, 9, 8, 4), (3, 5, 3, 4, 3), (1, 2, 2), ((1, 1), (2, 2), (1, 1))),
-    ((2, 5, 7, 7, 4), (1, 1, 1, 4, 6), (2, 2, 2), ((0, 0),) * 3),        # strided 1x1x1 projection
-    ((3, 5, 7, 6, 4), (1, 3, 3, 4, 5), (1, 2, 2), ((0, 0), (1, 1), (1, 1))),  # (2+1)D spatial
-    ((3, 5, 7, 6, 4), (3, 1, 1, 4, 5), (2, 1, 1), ((1, 1), (0, 0), (0, 0))),  # (2+1)D temporal
-    ((2, 4, 6, 5, 3), (2, 3, 2, 3, 4), (1, 1, 1), ((0, 1), (2, 0), (1, 0))),  # even kernel, uneven pads
-    ((2, 9, 11, 3), (3, 3, 3, 4), (2, 2), ((1, 1), (1, 1))),                  # 2D, odd sizes
-    ((2, 13, 11, 3), (5, 5, 3, 5), (2, 2), ((2, 2), (2, 2))),                 # 2D stem-like
-    ((3, 11, 2), (3, 2, 3), (2,), ((1, 0),)),                                 # 1D
-]
+CASES = conv_cases.CASES
 
 
 @pytest.mark.parametrize("xs,ks,strides,padding", CASES)
