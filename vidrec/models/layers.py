@@ -4,9 +4,10 @@ hyper-parameters, convolution + BatchNorm units (plain or (2+1)D-factorised), th
 pooling (FstCN's CNN-M layers)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import flax.linen as nn
 import jax
@@ -33,13 +34,27 @@ def conv3d_impl() -> str:
   ones (other ranks native); ``gemm`` runs every convolution as im2col GEMMs with a GEMM backward
   (``conv_gemm``); ``onednn`` runs every convolution (CPU only) by oneDNN through an XLA custom call, with
   oneDNN's backward-data and backward-weights primitives as its gradients (``conv_onednn``; needs
-  ``pip install -e ".[onednn]"``); ``auto`` picks, per shape, whichever of ``native``, ``temporal_sum`` and
-  ``gemm`` measured fastest on this machine (``conv_autotune``). ``gemm``, ``onednn`` and ``auto`` are
+  ``pip install -e ".[onednn]"``); ``auto`` picks, per shape, whichever of ``native``, ``temporal_sum``,
+  ``gemm`` and (where installed) ``onednn`` measured fastest on this machine (``conv_autotune``). ``gemm``, ``onednn`` and ``auto`` are
   opt-in (docs/performance.md)."""
   impl = os.environ.get("VIDREC_CONV3D") or ("temporal_sum" if jax.default_backend() == "cpu" else "native")
   if impl not in CONV_IMPLS:
     raise ValueError(f"VIDREC_CONV3D must be one of {CONV_IMPLS}, got {impl!r}")
   return impl
+
+
+@contextlib.contextmanager
+def using_conv_impl(impl: str) -> Iterator[None]:
+  """Traces inside the block run convolutions as ``impl`` (sets ``$VIDREC_CONV3D``, restored on exit)."""
+  saved = os.environ.get("VIDREC_CONV3D")
+  os.environ["VIDREC_CONV3D"] = impl
+  try:
+    yield
+  finally:
+    if saved is None:
+      del os.environ["VIDREC_CONV3D"]
+    else:
+      os.environ["VIDREC_CONV3D"] = saved
 
 
 def conv_nd(x: jnp.ndarray, kernel: jnp.ndarray, strides: Sequence[int], padding: Padding,

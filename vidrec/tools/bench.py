@@ -10,7 +10,6 @@ convolution path (``vidrec.models.layers.conv3d_impl``). Numbers are measured he
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 
@@ -38,16 +37,10 @@ def _timed(fn, steps: int) -> float:
 
 
 def _native_flops(fn, *args) -> float | None:
-  """XLA's FLOP count of ``fn(*args)`` traced with native convolutions (lowered, not compiled)."""
-  saved = os.environ.get("VIDREC_CONV3D")
-  os.environ["VIDREC_CONV3D"] = "native"
-  try:
-    cost = jax.jit(fn).lower(*args).cost_analysis()
-  finally:
-    if saved is None:
-      del os.environ["VIDREC_CONV3D"]
-    else:
-      os.environ["VIDREC_CONV3D"] = saved
+  """XLA's FLOP count of ``fn(*args)`` traced with native convolutions (lowered, not compiled). A fresh
+  function, so that jit's trace cache cannot hand back a trace of ``fn`` made with another conv path."""
+  with layers.using_conv_impl("native"):
+    cost = jax.jit(lambda *a: fn(*a)).lower(*args).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return float(cost["flops"]) if cost and "flops" in cost else None
 
@@ -73,10 +66,11 @@ def run(config, steps: int, input_batches: int) -> dict:
     jax.block_until_ready(m["loss"])
 
   train_sec = _timed(train_once, steps)
-  forward = jax.jit(lambda v, x: s.model.apply(v, x, train=False)["logits"])
+  forward_fn = lambda v, x: s.model.apply(v, x, train=False)["logits"]
+  forward = jax.jit(forward_fn)
   variables = trainer.variables_of(state["ts"])
   compiled_fwd = forward.lower(variables, batch["video"]).compile()
-  fwd_flops = _native_flops(lambda v, x: s.model.apply(v, x, train=False)["logits"], variables, batch["video"])
+  fwd_flops = _native_flops(forward_fn, variables, batch["video"])
   eval_sec = _timed(lambda: jax.block_until_ready(compiled_fwd(variables, batch["video"])), steps)
 
   source = pipeline.VideoSource(s.builder, config.dataset.train_split)

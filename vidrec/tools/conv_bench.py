@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +37,8 @@ def formulations(x_shape, k_shape, strides, itemsize) -> dict:
 
   def env(impl):
     def conv(x, k):
-      os.environ["VIDREC_CONV3D"] = impl
-      return layers.conv_nd(x, k, strides, padding)
+      with layers.using_conv_impl(impl):
+        return layers.conv_nd(x, k, strides, padding)
     return conv
 
   out = {"native": env("native")}
@@ -66,7 +65,6 @@ def main(argv):
   k = (jax.random.normal(jax.random.key(1), k_shape) * 0.05).astype(dtype)
   out_spatial = [-(-d // s) for d, s in zip(x_shape[1:-1], strides)]
   flops = 2 * x_shape[0] * math.prod(out_spatial) * math.prod(k_shape)
-  saved = os.environ.get("VIDREC_CONV3D")
   plan = conv_gemm.plan(x_shape, k_shape, strides, dtype.itemsize)
   for name, conv in formulations(x_shape, k_shape, strides, dtype.itemsize).items():
     if _ONLY.value and name not in _ONLY.value:
@@ -83,10 +81,6 @@ def main(argv):
                       "fwd_s": round(t_f, 4), "fwd_bwd_s": round(t_fb, 4),
                       "fwd_gflops": round(flops / t_f / 1e9, 1),
                       "bwd_gflops": round(2 * flops / max(t_fb - t_f, 1e-9) / 1e9, 1)}), flush=True)
-  if saved is None:
-    os.environ.pop("VIDREC_CONV3D", None)
-  else:
-    os.environ["VIDREC_CONV3D"] = saved
 
 
 if __name__ == "__main__":
