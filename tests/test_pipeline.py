@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from vidrec.data import datasets, pipeline
+from vidrec.data import datasets, modalities, pipeline
 
 
 @pytest.fixture(scope="module")
@@ -34,23 +34,50 @@ def test_train_batches_shapes_and_determinism(setup):
 
 
 def test_per_example_function_is_a_parameter(setup):
-  """``example_fn`` sees each record with its stream position; the throughput tool's ``decode_all``
-  variant (every frame decoded, then the sampled ones picked) gives exactly the default batches."""
+  """``example_fn`` sees each clip with its stream position, record and sampled indices, and the
+  JPEGs it is given are the record's frames at those indices."""
   import tensorflow as tf
-  from vidrec.tools import throughput_variants
   cfg, train, _ = setup
 
-  def positions(raw, position, source, sampler, cfg_, seed):
-    del raw, source, cfg_, seed
-    return {"video": tf.zeros([sampler.num_frames, 2, 2, 3], tf.uint8), "label": tf.cast(position, tf.int32)}
+  def positions(clip, source, cfg_, seed):
+    del source, cfg_, seed
+    return {"video": tf.zeros([tf.shape(clip["indices"])[0], 2, 2, 3], tf.uint8),
+            "label": tf.cast(clip["position"], tf.int32)}
 
   batch = _batches(train, cfg, 1, start_step=2, example_fn=positions)[0]
   np.testing.assert_array_equal(batch["label"], np.arange(16, 24))
   chex.assert_shape(batch["video"], (8, 4, 2, 2, 3))
-  for a, b in zip(_batches(train, cfg, 2),
-                  _batches(train, cfg, 2, example_fn=throughput_variants.decode_all_example)):
-    np.testing.assert_array_equal(a["label"], b["label"])
-    np.testing.assert_array_equal(a["video"], b["video"])
+
+  def frames(clip, source, cfg_, seed):
+    """The record's frames (TFDS's own decoder) at ``indices`` minus the pipeline's decoded JPEGs."""
+    del cfg_, seed
+    video = tf.numpy_function(lambda r: source.features.deserialize_example(source.read(r))["video"],
+                              [clip["record"]], tf.uint8, stateful=False)
+    diff = tf.gather(video, clip["indices"]) - modalities.decode_frames(clip["jpegs"]["video"])
+    return {"video": tf.ensure_shape(diff, [None, None, None, 3]), "label": clip["label"]}
+
+  batch = _batches(train, cfg, 1, example_fn=frames)[0]
+  assert batch["video"].size and not batch["video"].any()
+  np.testing.assert_array_equal(batch["label"], [_labels_of(train)[i] for i in _records(train, cfg, 8)])
+
+
+def _records(source, cfg, n):
+  import tensorflow as tf
+  probe = lambda clip, *_: {"video": tf.zeros([1, 1, 1, 3], tf.uint8), "label": clip["record"]}
+  return _batches(source, cfg, -(-n // 8), example_fn=probe)[0]["label"][:n]
+
+
+def test_record_parser_reads_label_and_streams_and_names_what_is_missing(setup):
+  _, train, _ = setup
+  record = train.read(0)
+  label, (jpegs,) = pipeline.parse_record(record, ["video"])
+  ex = train.parse(record)
+  assert label == int(ex["label"]) and len(jpegs) == int(ex["num_frames"])
+  with pytest.raises(ValueError, match="flow_x"):
+    pipeline.parse_record(record, ["flow_x"])
+  with pytest.raises(ValueError, match="unreadable record"):
+    pipeline.parse_record(record[:len(record) // 2], ["video"])
+
 
 def test_resume_start_step_continues_the_stream(setup):
   cfg, train, _ = setup
@@ -120,20 +147,16 @@ def test_non_overlapping_sampler_every_clip_once_per_epoch(setup):
   span = cfg.input.clip_len * cfg.input.stride
   records = [train.parse(tf.constant(train.read(i))) for i in range(len(train))]
   lengths = [int(r["num_frames"]) for r in records]
-  ids = {r["video_id"].numpy(): i for i, r in enumerate(records)}
   expected = {(v, k * span) for v, n in enumerate(lengths) for k in range(max(1, n // span))}
   items = pipeline.clip_items(train, pipeline.make_sampler(cfg.input), cfg.input)
   assert len(items) == len(expected) > len(train)       # 12-24 frames, span 8: 1-3 clips a video
   assert {(int(v), int(k) * span) for v, k in items} == expected
 
-  def probe(raw, position, source, sampler, cfg_, seed):
+  def probe(clip, source, cfg_, seed):
     """video index as the label, the sampled frame indices as the video."""
-    del cfg_
-    ex = source.parse(raw)
-    indices = pipeline.sample_train_indices(tf.shape(ex["video"])[0], position, sampler, seed)
-    vid = tf.numpy_function(lambda s: np.int32(ids[s]), [ex["video_id"]], tf.int32, stateful=False)
-    return {"video": tf.tile(tf.cast(tf.reshape(indices, [-1, 1, 1, 1]), tf.float32), [1, 1, 1, 3]),
-            "label": tf.reshape(vid, [])}
+    del source, cfg_, seed
+    return {"video": tf.tile(tf.cast(tf.reshape(clip["indices"], [-1, 1, 1, 1]), tf.float32), [1, 1, 1, 3]),
+            "label": clip["record"]}
 
   m = len(expected)
   batches = _batches(train, cfg, -(-m // 8) + 1, example_fn=probe)

@@ -39,25 +39,23 @@ def decode_grey(encoded: tf.Tensor) -> tf.Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class Modality:
-  """``length(ex)``: number of sampleable indices; ``decode(ex, indices, cfg)``: uint8 [K, H, W, C]
-  for the sampled indices, K = len(indices) / ``stack(cfg)``; ``channels(cfg)`` = C; ``flip`` (of
-  uint8 frames); ``mean_std(cfg)``: the (mean, std) the model's input is normalised with (0-255
-  range, per channel or one for all)."""
-  length: Callable[[dict], tf.Tensor]
-  decode: Callable[[dict, tf.Tensor, ml_collections.ConfigDict], tf.Tensor]
+  """``features``: the record's streams it reads (the first one's length is the number of sampleable
+  indices); ``decode(jpegs, cfg)``: those streams at the sampled indices (string[K*stack] each) ->
+  uint8 [K, H, W, C]; ``channels(cfg)`` = C; ``flip`` (of uint8 frames); ``mean_std(cfg)``: the
+  (mean, std) the model's input is normalised with (0-255 range, per channel or one for all)."""
+  decode: Callable[[dict, ml_collections.ConfigDict], tf.Tensor]
   channels: Callable[[ml_collections.ConfigDict], int]
   stack: Callable[[ml_collections.ConfigDict], int]
   flip: Callable[[tf.Tensor], tf.Tensor]
   mean_std: Callable[[ml_collections.ConfigDict], tuple]
-  features: tuple[str, ...]          # the record keys it reads (checked against the dataset)
+  features: tuple[str, ...]
 
 
 MODALITIES: Registry[Modality] = Registry("input.modality")
 
 
 MODALITIES.add("rgb", Modality(
-    length=lambda ex: tf.shape(ex["video"])[0], channels=lambda cfg: 3, stack=lambda cfg: 1,
-    decode=lambda ex, indices, cfg: decode_frames(tf.gather(ex["video"], indices)),
+    channels=lambda cfg: 3, stack=lambda cfg: 1, decode=lambda jpegs, cfg: decode_frames(jpegs["video"]),
     flip=lambda frames: tf.reverse(frames, [-2]), mean_std=lambda cfg: (cfg.mean, cfg.std),
     features=("video",)))
 
@@ -78,11 +76,11 @@ def flip_flow(frames: tf.Tensor) -> tf.Tensor:
 
 
 def _flow(stream: str) -> Modality:
-  def decode(ex: dict, indices: tf.Tensor, cfg: ml_collections.ConfigDict) -> tf.Tensor:
-    planes = [decode_grey(tf.gather(ex[f"{stream}_{c}"], indices)) for c in "xy"]
+  def decode(jpegs: dict, cfg: ml_collections.ConfigDict) -> tf.Tensor:
+    planes = [decode_grey(jpegs[f"{stream}_{c}"]) for c in "xy"]
     return stack_flow(*planes, cfg.frames_per_segment)
 
-  return Modality(length=lambda ex: tf.shape(ex[f"{stream}_x"])[0], decode=decode,
+  return Modality(decode=decode,
                   channels=lambda cfg: 2 * cfg.frames_per_segment, stack=lambda cfg: cfg.frames_per_segment,
                   flip=flip_flow,
                   mean_std=lambda cfg: (FLOW_CENTER, FLOW_CENTER), features=(f"{stream}_x", f"{stream}_y"))

@@ -17,10 +17,12 @@ and ``mask`` marks the real views.
 """
 from __future__ import annotations
 
+from concurrent import futures
 import dataclasses
 import functools
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
+from google.protobuf import message
 import ml_collections
 import numpy as np
 import tensorflow as tf
@@ -65,12 +67,32 @@ class VideoSource:
             if isinstance(f, tfds.features.Video)}
     return self.features.deserialize_example(serialized, decoders=skip)
 
-  def parse_streams(self, serialized: tf.Tensor, modality: modalities.Modality) -> dict[str, tf.Tensor]:
-    """Only what the pipeline reads: the modality's frame streams (string[T] of JPEGs each) and
-    ``label`` (``tf.io.parse_single_example``; ``parse`` converts every feature, ~1 ms more a clip)."""
-    spec = {k: tf.io.VarLenFeature(tf.string) for k in modality.features}
-    ex = tf.io.parse_single_example(serialized, {**spec, "label": tf.io.FixedLenFeature([], tf.int64)})
-    return {k: (v.values if k in spec else v) for k, v in ex.items()}
+  def sampled(self, index: int, keys: Sequence[str], pick: Callable[[int], np.ndarray]
+              ) -> tuple[np.ndarray, ...]:
+    """Record ``index``, parsed on the host, as a flat tuple for ``tf.numpy_function``: its label,
+    the frame indices ``pick(num_frames)`` chooses (any shape; ``num_frames`` counts the entries of
+    the first of ``keys``) and, per stream of ``keys``, the JPEGs at those indices (flattened, a bytes
+    object array). Only the sampled frames
+    enter TF; converting a whole record (~164 frames to use 8) to a string tensor and parsing it
+    there cost ~25% of a segment clip's time (docs/throughput.md)."""
+    label, streams = parse_record(self.read(index), keys)
+    indices = np.asarray(pick(len(streams[0])), np.int32)
+    flat = indices.reshape(-1)
+    return (label, indices, *(np.array([s[i] for i in flat], object) for s in streams))
+
+
+def parse_record(record: bytes, keys: Sequence[str]) -> tuple[np.int32, list[Sequence[bytes]]]:
+  """A serialised ``tf.train.Example`` of the vidrec layout -> (label, the bytes lists of ``keys``),
+  with protobuf's parser (no TF op). Raises ``ValueError`` for a record that does not parse or
+  lacks one of them."""
+  try:
+    feature = tf.train.Example.FromString(record).features.feature
+  except message.DecodeError as e:
+    raise ValueError(f"unreadable record: {e}") from e
+  missing = [k for k in ("label", *keys) if k not in feature]
+  if missing:
+    raise ValueError(f"record has no {missing} feature (has {sorted(feature)})")
+  return np.int32(feature["label"].int64_list.value[0]), [feature[k].bytes_list.value for k in keys]
 
 
 def resize(frames: tf.Tensor, size) -> tf.Tensor:
@@ -90,15 +112,13 @@ def check_flip(cfg: ml_collections.ConfigDict, source: VideoSource) -> None:
                      "(flipping would change labels): set --config.input.flip=False.")
 
 
-def sample_train_indices(num_frames: tf.Tensor, position: tf.Tensor,
-                         sampler: samplers.TemporalSampler, seed: int) -> tf.Tensor:
+def train_indices(sampler: samplers.TemporalSampler, num_frames: int, position: int,
+                  seed: int) -> np.ndarray:
   """The training sampler's frame indices for the example at ``position``: its fixed clip
   (``sampler.at_position``) or a draw seeded by (seed, position)."""
-  def indices(n: np.ndarray, p: np.ndarray) -> np.ndarray:
-    if sampler.at_position is not None:
-      return sampler.at_position(int(n), int(p))
-    return sampler.train(int(n), np.random.default_rng([seed, int(p)]))
-  return tf.numpy_function(indices, [num_frames, position], tf.int32, stateful=False)
+  if sampler.at_position is not None:
+    return sampler.at_position(num_frames, position)
+  return sampler.train(num_frames, np.random.default_rng([seed, position]))
 
 
 def clip_items(source: VideoSource, sampler: samplers.TemporalSampler,
@@ -107,14 +127,16 @@ def clip_items(source: VideoSource, sampler: samplers.TemporalSampler,
 
   Reads every record of the split once (frame counts; no frame is decoded). A record that cannot be
   parsed counts as one clip (reading it in training then takes the usual unreadable-video path)."""
-  modality = modalities.get(cfg, source.features)
-  ds = tf.data.Dataset.range(len(source)).map(
-      lambda i: (i, modality.length(source.parse(tf.numpy_function(source.read, [i], tf.string,
-                                                                   stateful=False)))),
-      num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
-  counts = np.ones(len(source), np.int64)
-  for i, n in ds.as_numpy_iterator():
-    counts[i] = len(sampler.train_clips(int(n)))
+  keys = modalities.get(cfg, source.features).features
+
+  def count(i: int) -> int:
+    try:
+      return len(sampler.train_clips(len(parse_record(source.read(i), keys)[1][0])))
+    except (OSError, ValueError):
+      return 1
+
+  with futures.ThreadPoolExecutor() as pool:
+    counts = np.array(list(pool.map(count, range(len(source)))), np.int64)
   return np.stack([np.repeat(np.arange(len(source)), counts),
                    np.concatenate([np.arange(c) for c in counts])], axis=1)
 
@@ -168,12 +190,10 @@ def multiscale_box(h: tf.Tensor, w: tf.Tensor, scales, key: tf.Tensor) -> tf.Ten
   return tf.stack([pos[1] * ((h - ch) // 4), pos[0] * ((w - cw) // 4), ch, cw])
 
 
-def _train_example(raw: tf.Tensor, position: tf.Tensor, source: VideoSource,
-                   sampler: samplers.TemporalSampler, cfg: ml_collections.ConfigDict, seed: int):
-  modality = modalities.get(cfg)
-  ex = source.parse_streams(raw, modality)
-  indices = sample_train_indices(modality.length(ex), position, sampler, seed)
-  return augment_train(modality.decode(ex, indices, cfg), ex["label"], position, source, cfg, seed)
+def _train_example(clip: dict, source: VideoSource, cfg: ml_collections.ConfigDict,
+                   seed: int) -> dict[str, tf.Tensor]:
+  frames = modalities.get(cfg).decode(clip["jpegs"], cfg)
+  return augment_train(frames, clip["label"], clip["position"], source, cfg, seed)
 
 
 def train_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global_batch: int,
@@ -181,12 +201,13 @@ def train_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global
                   example_fn: Callable[..., dict[str, tf.Tensor]] | None = None) -> tf.data.Dataset:
   """Infinite dataset of this process's local training batches, starting at ``start_step``.
 
-  ``example_fn(raw, position, source, sampler, cfg, seed) -> {"video", "label"}`` makes one example
-  from its serialised record (default :func:`_train_example`; ``python -m vidrec.tools.throughput``
-  passes its variants here, with the same reading, ordering and batching)."""
+  ``example_fn(clip, source, cfg, seed) -> {"video", "label"}`` makes one example (default
+  :func:`_train_example`: decode, crop, flip) from ``clip``: ``jpegs`` (the modality's streams at the
+  sampled indices, string[K] each), ``indices`` (int32[K]), ``label``, ``position`` (in the stream)
+  and ``record`` (the index of the video read)."""
   example_fn = example_fn or _train_example
   check_flip(cfg, source)
-  modalities.get(cfg, source.features)
+  keys = modalities.get(cfg, source.features).features
   local = global_batch // process_count
   sampler = make_sampler(cfg)
   items = None if sampler.train_clips is None else clip_items(source, sampler, cfg)
@@ -213,18 +234,25 @@ def train_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global
 
     sampler = dataclasses.replace(sampler, at_position=at_position)
 
-  def read(counter: np.ndarray, shift: np.ndarray) -> tuple[bytes, np.int64, np.int32]:
-    """The record ``shift`` items after this position's item in the epoch's order, the position,
-    and the position's own video index when ``shift`` > 0 (it was unreadable), else -1."""
+  def read(counter: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The index of the record ``shift`` items after this position's item in the epoch's order, the
+    position, the position's own video index when ``shift`` > 0 (it was unreadable) else -1, then
+    the record sampled (``VideoSource.sampled``)."""
     step, j = divmod(int(counter), local)
     position = step * global_batch + process_index * local + j
     bad = video(item(position)) if shift else -1
-    return source.read(video(item(position, int(shift)))), np.int64(position), np.int32(bad)
+    record = video(item(position, int(shift)))
+    sampled = source.sampled(record, keys, lambda frames: train_indices(sampler, frames, position, seed))
+    return (np.int32(record), np.int64(position), np.int32(bad), *sampled)
 
   def example(counter: tf.Tensor, shift: tf.Tensor) -> dict[str, tf.Tensor]:
-    raw, pos, bad = tf.numpy_function(read, [counter, shift], (tf.string, tf.int64, tf.int32),
-                                      stateful=False)
-    return {**example_fn(raw, pos, source, sampler, cfg, seed), "unreadable": tf.reshape(bad, [])}
+    record, position, bad, label, indices, *jpegs = tf.numpy_function(
+        read, [counter, shift], (tf.int32, tf.int64, tf.int32, tf.int32, tf.int32) + (tf.string,) * len(keys),
+        stateful=False)
+    clip = {"jpegs": {k: tf.ensure_shape(v, [None]) for k, v in zip(keys, jpegs)},
+            "indices": tf.ensure_shape(indices, [None]), "label": tf.reshape(label, []),
+            "position": tf.reshape(position, []), "record": tf.reshape(record, [])}
+    return {**example_fn(clip, source, cfg, seed), "unreadable": tf.reshape(bad, [])}
 
   ds = tf.data.Dataset.range(start_step * local, 2**62)
   ds = ds.interleave(lambda c: readable_example(c, example), num_parallel_calls=AUTOTUNE,
@@ -247,17 +275,15 @@ def readable_example(counter: tf.Tensor, example) -> tf.data.Dataset:
   return candidates.ignore_errors().concatenate(surfaces_error).take(1)
 
 
-def _test_views(raw: tf.Tensor, video_index: tf.Tensor, source: VideoSource,
-                sampler: samplers.TemporalSampler, cfg: ml_collections.ConfigDict):
-  """All views of one video: uint8 [V, L, crop, crop, C] plus per-view ids. Each view is a crop of the
+def _test_views(label: tf.Tensor, clips: tf.Tensor, jpegs: dict[str, tf.Tensor],
+                video_index: tf.Tensor, cfg: ml_collections.ConfigDict):
+  """All views of one video (``clips``: the test sampler's int32 [num_clips, L] indices, ``jpegs``
+  the streams at them): uint8 [V, L, crop, crop, C] plus per-view ids. Each view is a crop of the
   frames as resized to ``input.resize``, computed from its source window only."""
   modality = modalities.get(cfg)
-  ex = source.parse_streams(raw, modality)
   channels = modality.channels(cfg)
-  clips = tf.numpy_function(lambda n: sampler.test(int(n)), [modality.length(ex)], tf.int32,
-                            stateful=False)
   num_clips = tf.shape(clips)[0]
-  frames = modality.decode(ex, tf.reshape(clips, [-1]), cfg)
+  frames = modality.decode(jpegs, cfg)
   h, w = tf.shape(frames)[1], tf.shape(frames)[2]
   th, tw = crops.resized_size(h, w, cfg.resize)
   frames = tf.reshape(frames, [num_clips, -1, h, w, channels])
@@ -277,7 +303,7 @@ def _test_views(raw: tf.Tensor, video_index: tf.Tensor, source: VideoSource,
   videos = tf.map_fn(lambda kc: view(kc[0], kc[1]), (k, c),
                      fn_output_signature=tf.TensorSpec([None, cfg.crop, cfg.crop, channels], tf.uint8))
   num_views = tf.shape(k)[0]
-  return {"video": videos, "label": tf.fill([num_views], tf.cast(ex["label"], tf.int32)),
+  return {"video": videos, "label": tf.fill([num_views], label),
           "video_index": tf.fill([num_views], tf.cast(video_index, tf.int32)),
           "view_index": tf.range(num_views, dtype=tf.int32)}
 
@@ -288,11 +314,17 @@ def eval_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global_
   Videos that cannot be read or decoded are left out."""
   local = global_batch // process_count
   sampler = make_sampler(cfg)
-  modalities.get(cfg, source.features)
+  keys = modalities.get(cfg, source.features).features
+
+  def views(i: tf.Tensor) -> dict[str, tf.Tensor]:
+    label, clips, *jpegs = tf.numpy_function(lambda j: source.sampled(int(j), keys, sampler.test),
+                                             [i], (tf.int32, tf.int32) + (tf.string,) * len(keys),
+                                             stateful=False)
+    return _test_views(tf.reshape(label, []), tf.ensure_shape(clips, [None, None]),
+                       {k: tf.ensure_shape(v, [None]) for k, v in zip(keys, jpegs)}, i, cfg)
+
   ds = tf.data.Dataset.from_tensor_slices(np.arange(process_index, len(source), process_count))
-  ds = ds.map(lambda i: (tf.numpy_function(source.read, [i], tf.string, stateful=False), i),
-              num_parallel_calls=AUTOTUNE)
-  ds = ds.map(lambda raw, i: _test_views(raw, i, source, sampler, cfg), num_parallel_calls=AUTOTUNE)
+  ds = ds.map(views, num_parallel_calls=AUTOTUNE)
   ds = ds.ignore_errors()     # a video whose frames do not decode is left out (evaluate reports it)
   return ds.unbatch().batch(local).prefetch(cfg.get("prefetch", 2))
 

@@ -8,12 +8,7 @@ for the two standard inputs:
   (a) ``dense``:    16 x 112 x 112 dense clips from 128-short-side JPEGs (configs/resnet3d_ucf101.py:
                     resize 128x171, random 112 crop, flip);
   (b) ``segments``: 8 segments x 224 x 224 from 256-short-side JPEGs (configs/u2s_sthv2.py: short
-                    side jittered in [224, 340], random 224 crop);
-
-and, for each, a variant of the per-example function (passed to ``train_dataset`` as its
-``example_fn``, so reading, ordering and batching stay the same): ``decode_all``, every frame of the
-video decoded first and the sampled frames picked afterwards (what reading a ``tfds.features.Video``
-with its default decoder costs).
+                    side jittered in [224, 340], random 224 crop).
 
 Each is measured on one core (the process pinned to one CPU with ``sched_setaffinity`` and tf.data's
 ``private_threadpool_size=1``, ``max_intra_op_parallelism=1``) and with the defaults on all the cores
@@ -45,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from vidrec import cli
-from vidrec.tools import throughput_variants
 from vidrec.tools.throughput_standin import make_standin
 
 # The two inputs of the issue, as in the configs that use them.
@@ -65,7 +59,7 @@ CASES = {  # name -> (input, short side of the stored JPEGs)
 
 
 def measure(spec: dict) -> dict:
-  """Times one pipeline (``spec``: dataset, data_dir, input, variant, one_core, seconds, batch)."""
+  """Times one pipeline (``spec``: dataset, data_dir, input, one_core, seconds, batch)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if spec["one_core"]:  # (the process is pinned to one CPU; inter-op 1 can deadlock py_funcs)
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -78,8 +72,7 @@ def measure(spec: dict) -> dict:
   builder = datasets.load_builder(spec["dataset"], spec["data_dir"])
   source = pipeline.VideoSource(builder, "train")
   batch = spec["batch"]
-  ds = pipeline.train_dataset(source, cfg, global_batch=batch, seed=0,
-                              example_fn=throughput_variants.VARIANTS[spec["variant"]])
+  ds = pipeline.train_dataset(source, cfg, global_batch=batch, seed=0)
   if spec["one_core"]:
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1
@@ -146,20 +139,18 @@ def run(args) -> dict:
   for case, (inp, side) in CASES.items():
     if args.cases and case[0] not in args.cases:
       continue
-    for variant in args.variants.split(","):
-      key = case if variant == "sampled" else f"{case}_{variant}"
-      spec = {"dataset": names[side], "data_dir": data_dir, "input": inp, "variant": variant,
-              "batch": args.batch, "seconds": args.seconds}
-      one = _run_child({**spec, "one_core": True}, cpus[-1])
-      entry = {"one_core": one, "per_core_clips_per_sec": one["clips_per_sec"],
-               "per_core_clips_per_cpu_sec": one["clips_per_cpu_sec"]}
-      if not args.one_core_only:
-        entry["all_cores"] = _run_child({**spec, "one_core": False}, None)
-      result[key] = entry
-      print(f"{key}: {entry['per_core_clips_per_sec']} clips/s on one core, "
-            f"{entry['per_core_clips_per_cpu_sec']} clips per CPU-second"
-            + (f", {entry['all_cores']['clips_per_sec']} clips/s on {len(cpus)} cores"
-               if "all_cores" in entry else ""), file=sys.stderr, flush=True)
+    spec = {"dataset": names[side], "data_dir": data_dir, "input": inp, "batch": args.batch,
+            "seconds": args.seconds}
+    one = _run_child({**spec, "one_core": True}, cpus[-1])
+    entry = {"one_core": one, "per_core_clips_per_sec": one["clips_per_sec"],
+             "per_core_clips_per_cpu_sec": one["clips_per_cpu_sec"]}
+    if not args.one_core_only:
+      entry["all_cores"] = _run_child({**spec, "one_core": False}, None)
+    result[case] = entry
+    print(f"{case}: {entry['per_core_clips_per_sec']} clips/s on one core, "
+          f"{entry['per_core_clips_per_cpu_sec']} clips per CPU-second"
+          + (f", {entry['all_cores']['clips_per_sec']} clips/s on {len(cpus)} cores"
+             if "all_cores" in entry else ""), file=sys.stderr, flush=True)
   result["loadavg_1min_end"] = round(os.getloadavg()[0], 2)
   with open(os.path.join(data_dir, "throughput.json"), "w") as f:
     json.dump(result, f, indent=1)
@@ -177,8 +168,6 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--batch", type=int, default=16, help="clips per batch")
   p.add_argument("--seconds", type=float, default=8.0, help="timed seconds per measurement")
   p.add_argument("--cases", default="ab", help="which of (a), (b) to measure: a, b or ab")
-  p.add_argument("--variants", default="sampled,decode_all",
-                 help="sampled: the pipeline as it is; decode_all: every frame decoded first")
   p.add_argument("--one_core_only", action="store_true", help="skip the all-cores runs")
   p.add_argument("--measure_json", default=None, help=argparse.SUPPRESS)
   return p
