@@ -34,8 +34,8 @@ class _SubsetSource:
   def __len__(self) -> int:
     return len(self.indices)
 
-  def read(self, index) -> bytes:
-    return self._source.read(self.indices[int(index)])
+  def sampled(self, index, keys, pick) -> tuple[np.ndarray, ...]:
+    return self._source.sampled(int(self.indices[int(index)]), keys, pick)
 
   def __getattr__(self, name):
     return getattr(self._source, name)
