@@ -1,5 +1,5 @@
-"""The input pipeline: example index -> raw record -> sampled frame indices -> decode those frames only
--> crop (of the frames as resized, computed from the crop's source window only; ``vidrec.data.crops``)
+"""The input pipeline: example index -> raw record, parsed on the host -> sampled frame indices and
+their JPEGs (``VideoSource.sampled``, one ``tf.numpy_function``) -> decode those frames only -> crop (of the frames as resized, computed from the crop's source window only; ``vidrec.data.crops``)
 -> flip -> local batch (numpy, uint8 0-255). ``vidrec.parallel`` turns local batches into sharded global
 arrays; the jitted steps normalise them (``modalities.model_input``).
 
@@ -72,9 +72,9 @@ class VideoSource:
     """Record ``index``, parsed on the host, as a flat tuple for ``tf.numpy_function``: its label,
     the frame indices ``pick(num_frames)`` chooses (any shape; ``num_frames`` counts the entries of
     the first of ``keys``) and, per stream of ``keys``, the JPEGs at those indices (flattened, a bytes
-    object array). Only the sampled frames
-    enter TF; converting a whole record (~164 frames to use 8) to a string tensor and parsing it
-    there cost ~25% of a segment clip's time (docs/throughput.md)."""
+    object array). Only the sampled frames enter TF: converting a whole record (~164 frames to use
+    8) to a string tensor and parsing it there cost ~10% of a segment clip's time
+    (docs/throughput.md)."""
     label, streams = parse_record(self.read(index), keys)
     indices = np.asarray(pick(len(streams[0])), np.int32)
     flat = indices.reshape(-1)
