@@ -1,7 +1,8 @@
 """The input pipeline: example index -> raw record, parsed on the host -> sampled frame indices and
-their JPEGs (``VideoSource.sampled``, one ``tf.numpy_function``) -> decode those frames only -> crop (of the frames as resized, computed from the crop's source window only; ``vidrec.data.crops``)
--> flip -> local batch (numpy, uint8 0-255). ``vidrec.parallel`` turns local batches into sharded global
-arrays; the jitted steps normalise them (``modalities.model_input``).
+their JPEGs (``VideoSource.sampled``, one ``tf.numpy_function``) -> decode those frames only -> crop
+(of the frames as resized, computed from the crop's source window only; ``vidrec.data.crops``) ->
+flip -> local batch (numpy, uint8 0-255). ``vidrec.parallel`` turns local batches into sharded
+global arrays; the jitted steps normalise them (``modalities.model_input``).
 
 Training order is a pure function of (seed, position): global position ``p`` of the example stream is
 video ``perm_e[p mod n]`` of epoch ``e = p // n`` (a fresh permutation per epoch), and its sampling and
