@@ -82,7 +82,25 @@ def test_segments_with_snippets():
   idx = samplers.segments(40, 4, None, frames_per_segment=5)
   assert idx.shape == (20,)
   np.testing.assert_array_equal(np.diff(idx.reshape(4, 5), axis=1), 1)
-  assert samplers.segments(3, 4, None, frames_per_segment=5, short_video="pad").max() == 2
+  np.testing.assert_array_equal(samplers.segments(3, 2, None, frames_per_segment=5, short_video="pad"),
+                                [0, 1, 2, 2, 2] * 2)   # shorter than a snippet: TSN repeats the last frame
+
+
+def test_segment_snippets_follow_tsn_tick_without_wrap():
+  # F = 10 frames, N = 4 snippets of L = 5: tick = (10 - 5 + 1) / 4 = 1.5, starts floor(0.75 + 1.5 k).
+  np.testing.assert_array_equal(samplers.segments(10, 4, None, frames_per_segment=5).reshape(4, 5)[:, 0],
+                                [0, 2, 3, 5])
+  for f in range(5, 60):       # tsn-pytorch's _get_test_indices (1-based there): int(tick / 2 + tick * k)
+    for n, length in [(3, 1), (4, 5), (7, 5), (25, 1)]:
+      tick = (f - length + 1) / n
+      want = np.array([int(tick / 2 + tick * k) for k in range(n)])
+      got = samplers.segments(f, n, None, frames_per_segment=length).reshape(n, length)
+      np.testing.assert_array_equal(got[:, 0], want)
+      assert got.max() <= f - 1 and np.all(np.diff(got, axis=1) == 1)      # no wrap to frame 0
+      rng = np.random.default_rng(f)
+      starts = samplers.segments(f, n, rng, frames_per_segment=length).reshape(n, length)[:, 0]
+      k = np.arange(n)
+      assert np.all(starts >= np.floor(k * tick)) and np.all(starts < (k + 1) * tick)
 
 
 def test_registry_and_spatial_views():

@@ -90,17 +90,18 @@ def sliding_clips(num_frames: int, clip_len: int, stride: int, clip_stride: int,
 
 def segments(num_frames: int, num_segments: int, rng: np.random.Generator | None = None,
              frames_per_segment: int = 1, short_video: str = "loop", shared_offset: bool = False) -> np.ndarray:
-  """TSN sampling: split the video into ``num_segments`` equal parts and take ``frames_per_segment``
-  consecutive frames from each, at a random offset (training, ``rng`` given) or the centre (test).
-  ``shared_offset``: one random offset for every segment (U2S, paper 003 Sec. IV-B: "the frames are
-  sampled at the same position in each subsection"), so the frames are evenly spaced.
-  int32[num_segments * frames_per_segment]."""
+  """TSN sampling (tsn-pytorch ``dataset.py``): the ``F - L + 1`` start positions of an ``L``-frame
+  snippet (``L = frames_per_segment``) are split into ``num_segments`` equal parts of length
+  ``tick = (F - L + 1) / N``; snippet k starts at ``floor(k * tick + offset)``, with a random offset in
+  ``[0, tick)`` in training (``rng`` given) and ``tick / 2`` at test (TSN's ``_get_test_indices``). So a
+  snippet never runs past the last frame when ``F >= L``; shorter videos start every snippet at frame 0
+  and ``short_video`` fills the rest (TSN repeats the last frame: ``"pad"``). ``shared_offset``: one
+  random offset for every segment (U2S, paper 003 Sec. IV-B: "the frames are sampled at the same
+  position in each subsection"), so the snippets are evenly spaced. int32[num_segments * L]."""
   _check(num_frames)
-  length = num_frames / num_segments
-  begin = np.arange(num_segments) * length
-  usable = np.maximum(length - frames_per_segment + 1, 1.0)
-  offset = rng.random(1 if shared_offset else num_segments) * usable if rng is not None else usable / 2
-  first = np.minimum(np.floor(begin + offset).astype(int), num_frames - 1)
+  tick = max(num_frames - frames_per_segment + 1, 1) / num_segments
+  offset = rng.random(1 if shared_offset else num_segments) * tick if rng is not None else tick / 2
+  first = np.floor(np.arange(num_segments) * tick + offset).astype(int)
   indices = (first[:, None] + np.arange(frames_per_segment)[None]).reshape(-1)
   return _fit(indices, num_frames, short_video)
 
