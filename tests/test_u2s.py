@@ -332,7 +332,7 @@ def test_update_class_stats_numpy():
 
 
 def test_csm_pass_average_over_all_samples_numpy():
-  """The CSM pass (``u2s_stages.csm_pass``) folds every video into fresh statistics at once: the exact
+  """The CSM pass (``procedures.u2s.csm_pass``) folds every video into fresh statistics at once: the exact
   per-class mean of Eq. 1 over all samples of the class (Sec. III-A)."""
   rng = np.random.default_rng(6)
   xi = rng.uniform(size=(40, 5)).astype(np.float32)

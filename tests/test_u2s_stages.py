@@ -1,4 +1,4 @@
-"""The staged U2S schedule (vidrec.u2s_stages, paper 003 Sec. IV-B "Training") on synthetic_actions/tiny:
+"""The staged U2S schedule (vidrec.procedures.u2s, paper 003 Sec. IV-B "Training") on synthetic_actions/tiny:
 the CSM pass averages over every training video and picks N by the top-N rule; stage 2 leaves the UN
 bit-identical; stages 2-3 never touch the statistics; the final stage is what eval_config evaluates."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from vidrec import init_from, param_paths, procedures, u2s_stages
+from vidrec import init_from, param_paths, procedures
 from vidrec.errors import UserError
 
 
@@ -37,7 +37,7 @@ def _group(variables: dict, prefixes: tuple[str, ...]) -> dict:
 
 def test_stage_configs_and_checks(tmp_path):
   c = _config()
-  s1, s2, s3 = (u2s_stages.stage_config(c, k, str(tmp_path), 3) for k in (1, 2, 3))
+  s1, s2, s3 = (procedures.u2s.stage_config(c, k, str(tmp_path), 3) for k in (1, 2, 3))
   assert (s1.model.variant, s1.num_train_steps) == ("one_pass", 1)
   assert (s2.optimizer.frozen, s2.model.csm_frozen, s2.model.csm_num_confusing) == (c.stages.frozen, True, 3)
   assert s2.init_from.endswith("csm") and s2.init_skip == ""
@@ -46,11 +46,11 @@ def test_stage_configs_and_checks(tmp_path):
   bad = _config()
   bad.model.variant = "one_pass"
   with pytest.raises(UserError, match="procedure=single"):
-    u2s_stages.check(bad)
+    procedures.u2s.check(bad)
   bad = _config()
   bad.stages.steps = (1, 0, 1)
   with pytest.raises(UserError, match="three positive"):
-    u2s_stages.check(bad)
+    procedures.u2s.check(bad)
 
 
 def test_staged_schedule_end_to_end(data_dir, tmp_path):

@@ -9,7 +9,7 @@ from ml_collections import config_dict
 def u2s_model(c: ml_collections.ConfigDict, csm_warmup_steps: int) -> None:
   """U2S (paper 003): every ``config.model`` key of ``vidrec.models.u2s`` with the paper's reading (ResNet-50
   top-heavy base, the full U2S variant, context-gating mask, N by the top-N rule, all three predictions
-  fused), the U2S loss (Eq. 3, lambda = 0.5) and the staged schedule (``vidrec.u2s_stages``; the step
+  fused), the U2S loss (Eq. 3, lambda = 0.5) and the staged schedule (``vidrec.procedures.u2s``; the step
   counts are the config's to set)."""
   unset = config_dict.placeholder      # None by default, and still settable from the command line
   c.model.update({

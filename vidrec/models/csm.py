@@ -1,7 +1,7 @@
 """U2S category similarity matrix (CSM) and category regularisation: pure functions (paper 003).
 
 Pure functions (``jnp`` and jit-able, no Flax state, except the numpy top-N rule, which runs once on a
-pass's scores), used by ``vidrec.models.u2s`` and the staged schedule ``vidrec.u2s_stages``:
+pass's scores), used by ``vidrec.models.u2s`` and the staged schedule ``vidrec.procedures.u2s``:
 
 * :func:`channel_sparsity` -- Eq. 1, ``Xi^c = 1 - Q^c`` per example.
 * :func:`update_class_stats` -- the per-class mean ``Xi_m`` (Sec. III-A "CSM"), batch by batch.

@@ -16,7 +16,7 @@ Three subnetworks (Fig. 2):
   pooling.
 * CSM (Eq. 1-2, :mod:`vidrec.models.csm`): the per-class mean channel sparsity of UN's group-3 output
   lives in the Flax collection ``"u2s_stats"`` (``class_sparsity [M, C]``, ``class_count [M]``,
-  ``updates []``). The paper's staged schedule (``vidrec.u2s_stages``) fills it once from the trained UN
+  ``updates []``). The paper's staged schedule (``vidrec.procedures.u2s``) fills it once from the trained UN
   over the whole training set and sets ``csm_frozen``; the online schedule updates it with every
   ``train=True`` step that has ground-truth ``labels``, and until ``updates >= csm_warmup_steps`` the
   CSM is the identity (the MN uses the predicted class alone).

@@ -1,8 +1,9 @@
 """Training procedures by name (``config.procedure``): how a config becomes a trained workdir.
 
 ``single`` (the default, and every config without the key): one ``trainer.train`` run. ``u2s_stages``:
-U2S's three stages with the CSM pass between the first two (``vidrec.u2s_stages``). ``eval_config`` is
-the config that evaluates the workdir's final checkpoint (for staged runs, the last stage's).
+U2S's three stages with the CSM pass between the first two (``vidrec.procedures.u2s``). Paper-specific
+schedules live in this package, one module each. ``eval_config`` is the config that evaluates the
+workdir's final checkpoint (for staged runs, the last stage's).
 """
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Callable, NamedTuple
 
 import ml_collections
 
-from vidrec import trainer, u2s_stages
+from vidrec import trainer
+from vidrec.procedures import u2s
 from vidrec.registry import Registry
 
 
@@ -21,7 +23,7 @@ class Procedure(NamedTuple):
 
 PROCEDURES: Registry[Procedure] = Registry("procedure")
 PROCEDURES.add("single", Procedure(trainer.train, lambda config, workdir: config))
-PROCEDURES.add("u2s_stages", Procedure(u2s_stages.train, u2s_stages.eval_config))
+PROCEDURES.add("u2s_stages", Procedure(u2s.train, u2s.eval_config))
 
 
 def _get(config: ml_collections.ConfigDict) -> Procedure:
