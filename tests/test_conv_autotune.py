@@ -1,4 +1,5 @@
 """VIDREC_CONV3D=auto (vidrec.models.conv_autotune): per-shape choice by measurement, cached on disk."""
+import functools
 import json
 
 import jax
@@ -18,7 +19,15 @@ def cache(tmp_path, monkeypatch):
   monkeypatch.setenv("VIDREC_CONV_CACHE", str(path))
   monkeypatch.setattr(conv_autotune, "_CHOICES", {})
   monkeypatch.setattr(conv_autotune, "REPEATS", 1)
+  monkeypatch.setattr(conv_autotune, "MIN_MEASURED_GFLOPS", 0.0)   # the tiny shapes here are measured
   return path
+
+
+@pytest.fixture
+def fresh_onednn_check():
+  conv_onednn.usable.cache_clear()
+  yield
+  conv_onednn.usable.cache_clear()
 
 
 def _inputs(dtype=jnp.float32):
@@ -62,10 +71,63 @@ def test_choice_is_read_back_from_the_cache_without_measuring(cache, monkeypatch
 def test_fastest_candidate_wins_and_a_corrupt_cache_counts_as_empty(cache, monkeypatch):
   cache.write_text("{not json")
   seconds = {"native": 3.0, "temporal_sum": 1.0, "gemm": 2.0, "onednn": 1.5}
-  monkeypatch.setattr(conv_autotune, "measure", lambda conv, impl, *a: seconds[impl])
+  monkeypatch.setattr(conv_autotune, "measure", lambda conv, impl, *a, **kw: seconds[impl])
   assert conv_autotune.choose(layers.conv_nd, (1, 4, 6, 6, 3), (3, 3, 3, 3, 5), (1, 1, 1), PAD,
                               jnp.float32) == "temporal_sum"
   onednn = ("onednn",) if conv_onednn.available() else ()   # installed: a candidate on CPU
-  assert conv_autotune.candidates(2) == ("native", "gemm") + onednn
-  assert conv_autotune.candidates(3) == ("native", "temporal_sum", "gemm") + onednn
+  assert conv_autotune.candidates(2) == onednn + ("native", "gemm")
+  assert conv_autotune.candidates(3) == onednn + ("native", "temporal_sum", "gemm")
   assert list(json.loads(cache.read_text()).values()) == ["temporal_sum"]
+
+
+def test_auto_is_the_cpu_default_and_tiny_shapes_are_not_measured(monkeypatch, tmp_path):
+  monkeypatch.delenv("VIDREC_CONV3D", raising=False)
+  monkeypatch.setenv("VIDREC_CONV_CACHE", str(tmp_path / "c.json"))
+  monkeypatch.setattr(conv_autotune, "_CHOICES", {})
+  assert layers.conv3d_impl() == "auto"
+
+  def fail(*args, **kwargs):
+    raise AssertionError("measured a shape under MIN_MEASURED_GFLOPS")
+
+  monkeypatch.setattr(conv_autotune, "measure", fail)
+  x, k = _inputs()
+  # 2 * 2*4*6*6 outputs * 3*3*3*3*5 taps = 0.00023 GFLOPs
+  assert conv_autotune.forward_gflops(x.shape, k.shape, (1, 1, 1), PAD) == pytest.approx(2 * 288 * 405 / 1e9)
+  y = jax.jit(lambda x, k: layers.conv_nd(x, k, (1, 1, 1), PAD))(x, k)
+  ref = lax.conv_general_dilated(x, k, (1, 1, 1), PAD, dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+  np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+  assert conv_autotune.choose(layers.conv_nd, x.shape, k.shape, (1, 1, 1), PAD, x.dtype) == "temporal_sum"
+  assert conv_autotune.choose(layers.conv_nd, (2, 6, 6, 3), k.shape[1:], (1, 1), PAD[1:], x.dtype) == "native"
+  assert not (tmp_path / "c.json").exists()
+
+
+def test_a_failed_onednn_build_is_one_warning_and_no_candidate(cache, monkeypatch, fresh_onednn_check, caplog):
+  def broken_build():
+    raise RuntimeError("building onednn_conv.cc failed: g++ ...\nerror: simulated")
+
+  monkeypatch.setattr(conv_onednn, "available", lambda: True)
+  monkeypatch.setattr(conv_onednn, "_build", broken_build)
+  # a fresh once-per-process cache, so that this test neither sees nor spoils a real earlier build
+  monkeypatch.setattr(conv_onednn, "_register", functools.cache(conv_onednn._register.__wrapped__))
+  seconds = {"native": 2.0, "temporal_sum": 1.0, "gemm": 3.0}
+  monkeypatch.setattr(conv_autotune, "measure", lambda conv, impl, *a, **kw: seconds[impl])
+  x, k = _inputs()
+  key = conv_autotune.shape_key(x.shape, k.shape, (1, 1, 1), PAD, x.dtype)
+  cache.write_text(json.dumps({key: "onednn"}))   # chosen when oneDNN ran: measured again without it
+  with caplog.at_level("WARNING"):
+    assert conv_autotune.candidates(3) == ("native", "temporal_sum", "gemm")
+    assert conv_autotune.choose(layers.conv_nd, x.shape, k.shape, (1, 1, 1), PAD, x.dtype) == "temporal_sum"
+    assert conv_autotune.candidates(2) == ("native", "gemm")
+  warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+  assert len(warnings) == 1 and "\n" not in warnings[0].getMessage()
+  assert "oneDNN convolutions unavailable" in warnings[0].getMessage() and "simulated" not in warnings[0].getMessage()
+  assert json.loads(cache.read_text())[key] == "temporal_sum"
+
+
+def test_a_candidate_whose_first_call_is_far_slower_is_not_repeated(cache, monkeypatch):
+  x, k = _inputs()
+  monkeypatch.setattr(conv_autotune, "REPEATS", 3)
+  timed = lambda best: conv_autotune.measure(layers.conv_nd, "native", x.shape, k.shape, (1, 1, 1), PAD, x.dtype, best)
+  assert timed(float("inf")) > 0
+  monkeypatch.setattr(conv_autotune.statistics, "median", lambda *a: pytest.fail("repeated a screened candidate"))
+  assert timed(0.0) > 0     # any first call is over 1.5 x 0 s: stops after it

@@ -27,6 +27,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 Padding = Sequence[tuple[int, int]]
 
@@ -98,6 +99,26 @@ def _register() -> ctypes.CDLL:
   for name in _TARGETS.values():
     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
   return lib
+
+
+@functools.cache
+def usable() -> bool:
+  """Whether the oneDNN path runs here: ``available()``, its handlers built and loaded and a tiny
+  convolution computed. Otherwise (a failed build, a runtime that does not start) it logs one warning
+  line and returns False; ``VIDREC_CONV3D=auto`` then leaves oneDNN out, where ``=onednn`` raises."""
+  if not available():
+    return False
+  try:
+    _register()
+    with jax.ensure_compile_time_eval():   # concrete, also when first called while tracing a model
+      x, w = jnp.ones((1, 3, 1), jnp.float32), jnp.ones((1, 1, 1), jnp.float32)
+    spec = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (x, w)]
+    jax.jit(lambda x, w: conv_onednn(x, w, (1,), ((0, 0),))).lower(*spec).compile()(x, w).block_until_ready()
+  except Exception as e:  # pylint: disable=broad-except   (any failure means: run without oneDNN)
+    logging.warning("oneDNN convolutions unavailable, running without them (%s: %s)", type(e).__name__,
+                    (str(e).splitlines() or [""])[0])
+    return False
+  return True
 
 
 @functools.cache

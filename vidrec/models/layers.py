@@ -29,15 +29,15 @@ CONV_IMPLS = ("native", "temporal_sum", "gemm", "onednn", "auto")
 
 
 def conv3d_impl() -> str:
-  """How convolutions run: ``$VIDREC_CONV3D`` (one of ``CONV_IMPLS``), else ``temporal_sum`` on CPU and
+  """How convolutions run: ``$VIDREC_CONV3D`` (one of ``CONV_IMPLS``), else ``auto`` on CPU and
   ``native`` elsewhere. ``native`` is XLA's convolution; ``temporal_sum`` runs a 3D one as a sum of 2D
   ones (other ranks native); ``gemm`` runs every convolution as im2col GEMMs with a GEMM backward
   (``conv_gemm``); ``onednn`` runs every convolution (CPU only) by oneDNN through an XLA custom call, with
   oneDNN's backward-data and backward-weights primitives as its gradients (``conv_onednn``; needs
   ``pip install -e ".[onednn]"``); ``auto`` picks, per shape, whichever of ``native``, ``temporal_sum``,
-  ``gemm`` and (where installed) ``onednn`` measured fastest on this machine (``conv_autotune``). ``gemm``, ``onednn`` and ``auto`` are
-  opt-in (docs/performance.md)."""
-  impl = os.environ.get("VIDREC_CONV3D") or ("temporal_sum" if jax.default_backend() == "cpu" else "native")
+  ``gemm`` and (where installed and buildable) ``onednn`` measured fastest on this machine, shapes under
+  ``conv_autotune.MIN_MEASURED_GFLOPS`` unmeasured (``conv_autotune``; docs/performance.md)."""
+  impl = os.environ.get("VIDREC_CONV3D") or ("auto" if jax.default_backend() == "cpu" else "native")
   if impl not in CONV_IMPLS:
     raise ValueError(f"VIDREC_CONV3D must be one of {CONV_IMPLS}, got {impl!r}")
   return impl
