@@ -106,6 +106,19 @@ def eval_heads(config: ml_collections.ConfigDict, model, variables) -> tuple[str
   return heads
 
 
+def view_outputs_fn(model, config: ml_collections.ConfigDict, heads: tuple[str, ...]) -> Callable:
+  """The jitted ``(variables, uint8 views [B, ...], labels [B]) -> {head: float32 [B, ...]}`` that scores
+  test views in eval mode (the views normalised inside; ``collect_view_outputs``'s ``apply_fn``):
+  evaluation and ``vidrec.predict`` run this one function."""
+
+  @jax.jit
+  def apply_fn(variables, video, labels):
+    out = model.apply(variables, modalities.model_input(video, config.input), train=False, labels=labels)
+    return {h: out[h].astype(jnp.float32) for h in heads}
+
+  return apply_fn
+
+
 def blank_batch(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
   """An all-masked evaluation batch of this process's shapes (``collect_view_outputs``'s ``blank``)."""
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
@@ -188,12 +201,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   mngr.close()
   parallel.check_batch_size(config.eval.batch_size)
   heads = eval_heads(config, s.model, trainer.variables_of(ts))
-
-  @jax.jit
-  def apply_fn(variables, video, labels):
-    out = s.model.apply(variables, modalities.model_input(video, config.input), train=False, labels=labels)
-    return {h: out[h].astype(jnp.float32) for h in heads}
-
+  apply_fn = view_outputs_fn(s.model, config, heads)
   ds = pipeline.eval_dataset(source, config.input, global_batch=config.eval.batch_size,
                              process_index=jax.process_index(), process_count=jax.process_count())
   views, labels = collect_view_outputs(apply_fn, trainer.variables_of(ts), ds, s.mesh, heads,

@@ -41,9 +41,12 @@ def decode_grey(encoded: tf.Tensor) -> tf.Tensor:
 class Modality:
   """``features``: the record's streams it reads (the first one's length is the number of sampleable
   indices); ``decode(jpegs, cfg)``: those streams at the sampled indices (string[K*stack] each) ->
-  uint8 [K, H, W, C]; ``channels(cfg)`` = C; ``flip`` (of uint8 frames); ``mean_std(cfg)``: the
-  (mean, std) the model's input is normalised with (0-255 range, per channel or one for all)."""
+  uint8 [K, H, W, C]; ``assemble(streams, cfg)``: the same from the streams already decoded (uint8
+  [K*stack, H, W, c] each; ``vidrec.predict`` computes them from a video file); ``channels(cfg)`` = C;
+  ``flip`` (of uint8 frames); ``mean_std(cfg)``: the (mean, std) the model's input is normalised with
+  (0-255 range, per channel or one for all)."""
   decode: Callable[[dict, ml_collections.ConfigDict], tf.Tensor]
+  assemble: Callable[[dict, ml_collections.ConfigDict], tf.Tensor]
   channels: Callable[[ml_collections.ConfigDict], int]
   stack: Callable[[ml_collections.ConfigDict], int]
   flip: Callable[[tf.Tensor], tf.Tensor]
@@ -56,6 +59,7 @@ MODALITIES: Registry[Modality] = Registry("input.modality")
 
 MODALITIES.add("rgb", Modality(
     channels=lambda cfg: 3, stack=lambda cfg: 1, decode=lambda jpegs, cfg: decode_frames(jpegs["video"]),
+    assemble=lambda streams, cfg: streams["video"],
     flip=lambda frames: tf.reverse(frames, [-2]), mean_std=lambda cfg: (cfg.mean, cfg.std),
     features=("video",)))
 
@@ -76,11 +80,13 @@ def flip_flow(frames: tf.Tensor) -> tf.Tensor:
 
 
 def _flow(stream: str) -> Modality:
-  def decode(jpegs: dict, cfg: ml_collections.ConfigDict) -> tf.Tensor:
-    planes = [decode_grey(jpegs[f"{stream}_{c}"]) for c in "xy"]
-    return stack_flow(*planes, cfg.frames_per_segment)
+  def assemble(planes: dict, cfg: ml_collections.ConfigDict) -> tf.Tensor:
+    return stack_flow(planes[f"{stream}_x"], planes[f"{stream}_y"], cfg.frames_per_segment)
 
-  return Modality(decode=decode,
+  def decode(jpegs: dict, cfg: ml_collections.ConfigDict) -> tf.Tensor:
+    return assemble({k: decode_grey(v) for k, v in jpegs.items()}, cfg)
+
+  return Modality(decode=decode, assemble=assemble,
                   channels=lambda cfg: 2 * cfg.frames_per_segment, stack=lambda cfg: cfg.frames_per_segment,
                   flip=flip_flow,
                   mean_std=lambda cfg: (FLOW_CENTER, FLOW_CENTER), features=(f"{stream}_x", f"{stream}_y"))

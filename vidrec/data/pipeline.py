@@ -21,7 +21,7 @@ from __future__ import annotations
 from concurrent import futures
 import dataclasses
 import functools
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from google.protobuf import message
 import ml_collections
@@ -276,15 +276,14 @@ def readable_example(counter: tf.Tensor, example) -> tf.data.Dataset:
   return candidates.ignore_errors().concatenate(surfaces_error).take(1)
 
 
-def _test_views(label: tf.Tensor, clips: tf.Tensor, jpegs: dict[str, tf.Tensor],
-                video_index: tf.Tensor, cfg: ml_collections.ConfigDict):
-  """All views of one video (``clips``: the test sampler's int32 [num_clips, L] indices, ``jpegs``
-  the streams at them): uint8 [V, L, crop, crop, C] plus per-view ids. Each view is a crop of the
-  frames as resized to ``input.resize``, computed from its source window only."""
+def test_views(frames: tf.Tensor, num_clips: tf.Tensor, cfg: ml_collections.ConfigDict) -> tf.Tensor:
+  """All test views of one video from its decoded, sampled frames (uint8 [num_clips * L, H, W, C] as the
+  modality assembles them, clip-major): uint8 [V, L, crop, crop, C], V = num_clips x spatial views,
+  clip-major (view = clip * num_crops + crop). Each view is a crop of the frames as resized to
+  ``input.resize``, computed from its source window only, flipped where the scheme says. Evaluation
+  (``eval_dataset``) and ``vidrec.predict`` (video files) both build their views here."""
   modality = modalities.get(cfg)
   channels = modality.channels(cfg)
-  num_clips = tf.shape(clips)[0]
-  frames = modality.decode(jpegs, cfg)
   h, w = tf.shape(frames)[1], tf.shape(frames)[2]
   th, tw = crops.resized_size(h, w, cfg.resize)
   frames = tf.reshape(frames, [num_clips, -1, h, w, channels])
@@ -301,9 +300,16 @@ def _test_views(label: tf.Tensor, clips: tf.Tensor, jpegs: dict[str, tf.Tensor],
   num_crops = tf.shape(boxes)[0]
   k, c = tf.meshgrid(tf.range(num_clips), tf.range(num_crops), indexing="ij")
   k, c = tf.reshape(k, [-1]), tf.reshape(c, [-1])
-  videos = tf.map_fn(lambda kc: view(kc[0], kc[1]), (k, c),
-                     fn_output_signature=tf.TensorSpec([None, cfg.crop, cfg.crop, channels], tf.uint8))
-  num_views = tf.shape(k)[0]
+  return tf.map_fn(lambda kc: view(kc[0], kc[1]), (k, c),
+                   fn_output_signature=tf.TensorSpec([None, cfg.crop, cfg.crop, channels], tf.uint8))
+
+
+def _test_views(label: tf.Tensor, clips: tf.Tensor, jpegs: dict[str, tf.Tensor],
+                video_index: tf.Tensor, cfg: ml_collections.ConfigDict):
+  """``test_views`` of one record (``clips``: the test sampler's int32 [num_clips, L] indices, ``jpegs``
+  the streams at them) plus per-view ids."""
+  videos = test_views(modalities.get(cfg).decode(jpegs, cfg), tf.shape(clips)[0], cfg)
+  num_views = tf.shape(videos)[0]
   return {"video": videos, "label": tf.fill([num_views], label),
           "video_index": tf.fill([num_views], tf.cast(video_index, tf.int32)),
           "view_index": tf.range(num_views, dtype=tf.int32)}
@@ -330,10 +336,11 @@ def eval_dataset(source: VideoSource, cfg: ml_collections.ConfigDict, *, global_
   return ds.unbatch().batch(local).prefetch(cfg.get("prefetch", 2))
 
 
-def padded_batches(ds: tf.data.Dataset, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
-  """Numpy batches of exactly ``batch_size`` rows; a short final batch is zero-padded, ``mask``
-  marks the real rows."""
-  for batch in ds.as_numpy_iterator():
+def padded_batches(ds: tf.data.Dataset | Iterable[dict[str, np.ndarray]],
+                   batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+  """Numpy batches of exactly ``batch_size`` rows from a dataset (or an iterable of numpy batches) of at
+  most that many; a short batch is zero-padded, ``mask`` marks the real rows."""
+  for batch in (ds.as_numpy_iterator() if isinstance(ds, tf.data.Dataset) else ds):
     n = len(batch["label"])
     batch = {k: np.concatenate([v, np.zeros((batch_size - n,) + v.shape[1:], v.dtype)])
              for k, v in batch.items()}

@@ -1,0 +1,89 @@
+"""predict.py: video files holding a test split's frames get eval.py's scores; bad files are reported and
+the rest predicted; a folder is walked and left as it was; exit codes 0 / 1 / 2."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fixtures_video as fx
+from trained_run import trained_run  # noqa: F401  (the session fixture)
+from vidrec import explain, predict
+from vidrec.errors import MissingDataError, UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_run):  # noqa: F811
+  return predict.load(predict.run_config(trained_run.workdir), trained_run.workdir)
+
+
+def test_files_get_the_scores_eval_gives_their_records(trained_run, predictor):  # noqa: F811
+  files = sorted(trained_run.files)
+  results = predict.predict(predictor, files, workers=2)
+  for r in results:
+    k = trained_run.files[r.file]
+    assert r.error is None and r.num_views == 2 * 3            # num_test_clips x "three" crops
+    np.testing.assert_allclose(r.scores["logits"], trained_run.scores["logits"][k], atol=1e-5)
+    assert r.scores["logits"].argmax() == trained_run.scores["logits"][k].argmax()
+  assert predictor.class_names == list(trained_run.scores["class_names"])
+
+
+def test_bad_files_are_reported_and_the_others_predicted(trained_run, predictor, tmp_path):  # noqa: F811
+  bad = {"corrupt.mp4": fx.write_corrupt(tmp_path / "corrupt.mp4"), "empty.avi": fx.write_empty(tmp_path / "empty.avi"),
+         "truncated.mp4": fx.write_truncated(tmp_path / "truncated.mp4", n_frames=24, codec="libx264")}
+  header = tmp_path / "too_short.webm"                          # the first bytes only: no whole frame
+  header.write_bytes(open(sorted(trained_run.files)[1], "rb").read()[:200])
+  files = [str(bad["corrupt.mp4"]), sorted(trained_run.files)[0], str(bad["empty.avi"]), str(header),
+           str(bad["truncated.mp4"]), str(tmp_path / "missing.mp4")]
+  results = predict.predict(predictor, files, workers=2)
+  errors = {os.path.basename(r.file): r.error for r in results}
+  assert errors["video0.mp4"] is None and results[1].num_views == 6
+  assert "empty file" in errors["empty.avi"] and "no such file" in errors["missing.mp4"]
+  assert "truncated" in errors["truncated.mp4"] or "decode" in errors["truncated.mp4"]
+  assert errors["corrupt.mp4"] and errors["too_short.webm"]
+  np.testing.assert_allclose(results[1].scores["logits"], trained_run.scores["logits"][0], atol=1e-5)
+
+
+def test_a_folder_is_walked_for_videos_and_left_unchanged(trained_run, tmp_path):  # noqa: F811
+  folder = tmp_path / "in"
+  shutil.copytree(trained_run.folder, folder / "sub")
+  (folder / "notes.txt").write_text("not a video")
+  before = sorted(p.name for p in folder.rglob("*"))
+  found = predict.expand_inputs([str(folder), str(folder / "sub" / "*.webm"), "nothing/*.mp4"])
+  assert [os.path.basename(f) for f in found] == ["video0.mp4", "video1.webm", "video2.avi", "video1.webm",
+                                                   "*.mp4"]
+  assert sorted(p.name for p in folder.rglob("*")) == before
+
+
+def test_user_errors(trained_run, tmp_path):  # noqa: F811
+  with pytest.raises(MissingDataError, match="does not exist"):
+    predict.run_config(str(tmp_path / "nowhere"))
+  shutil.copy(os.path.join(trained_run.workdir, "config.json"), tmp_path / "config.json")
+  with pytest.raises(MissingDataError, match="No checkpoint"):
+    predict.run(predict.run_config(str(tmp_path)), str(tmp_path), sorted(trained_run.files))
+  with pytest.raises(UserError, match="has no explanation figure"):
+    explain.check(trained_run.config)
+
+
+def test_command_line_exit_codes_json_and_videos_per_second(trained_run, tmp_path):  # noqa: F811
+  broken = fx.write_corrupt(trained_run.folder.parent / "broken" / "broken.avi")
+  out = subprocess.run([sys.executable, "predict.py", "--workdir", trained_run.workdir, str(trained_run.folder),
+                        str(broken), "--top_k", "3", "--json", str(tmp_path / "out.jsonl"),
+                        "--config.eval.batch_size=4"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 1, out.stderr
+  lines = out.stdout.strip().splitlines()
+  assert f"{broken}: FAILED: unreadable container" in out.stdout
+  assert "predicted 3 of 4 files" in lines[-1] and "videos/s" in lines[-1]
+  rows = [json.loads(line) for line in open(tmp_path / "out.jsonl")]
+  assert [r["error"] is None for r in rows] == [True, True, True, False]
+  assert all(len(r["top_k"]) == 3 and r["num_views"] == 6 and r["seconds"] > 0 for r in rows[:3])
+  k = trained_run.files[rows[0]["file"]]
+  np.testing.assert_allclose(rows[0]["scores"]["logits"], trained_run.scores["logits"][k], atol=1e-5)
+  missing = subprocess.run([sys.executable, "predict.py", "--workdir", str(tmp_path / "nowhere"), "x.mp4"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert missing.returncode == 2 and "Traceback" not in missing.stderr and "does not exist" in missing.stderr
