@@ -14,8 +14,11 @@ momentum 0.9, weight decay 1e-4, batch 20, lr 1e-3 for stages 1 and 2 with x0.1 
 1e-4 for the joint stage; lambda = 0.5; N by the top-N rule at 85%; test: 10 crops (5 crops and their
 flips, as TSN [5]) of the segment centres, universal + bridge + specific scores averaged (Table I).
 The paper does not give the length of each stage: 15 epochs for stages 1-2 (3 after the last decay)
-and 5 for the joint stage are our choice. It starts from Kinetics-pretrained Res2D/Res3D weights;
-vidrec has no converted U2S checkpoint (docs/pretrained.md), so pass one with --config.init_from.
+and 5 for the joint stage are our choice. It starts from Kinetics-pretrained Res2D/Res3D weights of
+its own (not public): the recipe starts from torchvision's ImageNet ResNet-50 instead, converted into
+U2S's post-activation layout (``model.preact=False``) and I3D-inflated into the Res3D groups of both
+branches (docs/pretrained.md); it refuses to start without them (``--config.from_scratch=True``
+overrides).
 
 Variants (combine with commas): ``synthetic`` (CPU-sized, built-in ``synthetic_actions``), ``ablation``
 (the synthetic setting, shorter, for the Table III ablations in docs/experiments.md), ``hard`` (the
@@ -28,6 +31,7 @@ the paper does not say how it staged U2S on TSM, so ``tsm`` runs TSM's single sc
 III switches: --config.model.variant= u2s | simple | soft_csm | no_mn | non_local | oracle.
 """
 from configs.recipes import common, u2s
+from vidrec import pretrained
 from vidrec.config import base_config
 
 TRAIN_VIDEOS = 168_913
@@ -56,6 +60,9 @@ def get_config(arg: str = ""):
     u2s.online(c)
   if options & {"synthetic", "ablation", "hard"}:
     u2s.synthetic_segments(c, ablation="ablation" in options)
+  else:   # "The Res2D and Res3D weights are initialized with pretrained networks" (Sec. IV-B)
+    pretrained.declare(c, "resnet50_imagenet_u2s", adapt="i3d_inflate")
+    c.model.preact = False              # the layout of every public ResNet-50 (docs/pretrained.md)
   if "hard" in options:
     common.hard(c)
     u2s.hard_lr(c)

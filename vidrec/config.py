@@ -37,6 +37,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.init_skip = "fc/*,fc8/*,*_head/*"
   c.init_prefix = ""
   c.init_adapt = ""
+  # The weights the paper starts from (vidrec.pretrained.SOURCES; a real-data recipe sets it and its
+  # init_from): without them the run refuses to start, unless from_scratch (random weights on purpose).
+  c.pretrained = ""
+  c.from_scratch = False
 
   # dtype "auto": bfloat16 compute on GPU/TPU, float32 on CPU; remat: recompute each residual block.
   c.model = ml_collections.ConfigDict({"name": "resnet3d", "dtype": "auto", "param_dtype": "float32",
@@ -90,6 +94,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.input.test_spatial not in samplers.SPATIAL_SCHEMES:
     raise UserError(f"input.test_spatial must be one of {samplers.SPATIAL_SCHEMES}")
   profiling.parse_steps(config.profile_steps)
+  if config.get("pretrained"):
+    from vidrec import pretrained  # pylint: disable=g-import-not-at-top
+    pretrained.SOURCES.get(config.pretrained)
   for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps", "accum_steps"):
     if config[key] <= 0:
       raise UserError(f"{key} must be positive, got {config[key]}")

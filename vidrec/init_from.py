@@ -52,6 +52,18 @@ def channel_mean(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.nda
   return np.broadcast_to(value.mean(axis=-2, keepdims=True), shape).copy()
 
 
+@ADAPTERS.register("i3d_inflate")
+def i3d_inflate(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+  """I3D's inflation (Carreira & Zisserman 2017, Sec. 2.2): a 2D kernel ``[kh, kw, I, O]`` where the model
+  holds a 3D one ``[kt, kh, kw, I, O]`` is repeated ``kt`` times along time and divided by ``kt``, so a
+  clip of identical frames gives the 2D network's responses (away from the zero-padded clip ends). Any
+  other mismatch: None."""
+  del name
+  if value.ndim + 1 != len(shape) or value.shape != tuple(shape[1:]):
+    return None
+  return np.broadcast_to(value / shape[0], shape).copy()
+
+
 def save_variables(directory: str, variables: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
   """Writes ``variables`` (nested dicts of arrays) and ``meta`` to ``directory`` (created; local or
   ``gs://``, through :mod:`vidrec.fs`)."""

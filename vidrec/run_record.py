@@ -1,7 +1,8 @@
 """What a workdir records about its run, and the guard that keeps a resumed run the same run.
 
 ``WORKDIR/config.json`` is the resolved config of the latest start; ``WORKDIR/run.json`` lists every
-start (time, command line, step, git commit, package versions, devices). A run resumed from a
+start (time, command line, step, git commit, package versions, devices, and the weights it started
+from: ``init_from``, the recipe's ``pretrained`` source, ``from_scratch``). A run resumed from a
 checkpoint whose config differs from ``config.json`` in a key that changes the maths (anything but
 ``FREE_KEYS``: model, data, input, loss, optimiser, batch, seed) stops with the list
 of differing keys, unless ``--allow_config_change``.
@@ -25,8 +26,10 @@ from vidrec.errors import UserError
 
 # Keys that may change between the starts of one run: the length (extending a run; with a schedule that
 # depends on it, e.g. cosine, the remaining learning rates follow the new length), logging,
-# checkpointing, evaluation, data location.
-FREE_KEYS = ("num_train_steps", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "eval", "profile_steps", "dataset.data_dir",
+# checkpointing, evaluation, data location, and the pretrained-weights declaration (read only at a fresh
+# start, so older workdirs without these keys still resume).
+FREE_KEYS = ("pretrained", "from_scratch", "num_train_steps", "log_every_steps", "checkpoint_every_steps",
+             "keep_checkpoints", "eval", "profile_steps", "dataset.data_dir",
              "dataset.eval_split", "dataset.max_unreadable_fraction", "input.prefetch",
              "input.num_test_clips", "input.test_spatial", "input.test_flip")
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow", "tensorflow-cpu",
@@ -86,7 +89,9 @@ def record_start(workdir: str, config: ml_collections.ConfigDict, start_step: in
       "argv": sys.argv, "start_step": start_step, "git": git_state(),
       "packages": package_versions(), "python": sys.version.split()[0],
       "devices": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
-      "processes": jax.process_count()})
+      "processes": jax.process_count(),
+      "weights": {"init_from": config.get("init_from", ""), "pretrained": config.get("pretrained", ""),
+                  "from_scratch": bool(config.get("from_scratch", False))}})
   run_path.write_text(json.dumps({"starts": starts}, indent=1) + "\n")
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ml_collections
 
 from configs.recipes import common
+from vidrec import pretrained
 from vidrec.config import base_config
 from vidrec.models.atw import PARTIAL_BN_FROZEN
 
@@ -44,6 +45,7 @@ def atw_model(c: ml_collections.ConfigDict, modality: str, depth: int, num_segme
       "dropout": 0.8 if modality == "rgb" else 0.7,   # TSN (tsn-pytorch README)
       "dtype": "float32", "param_dtype": "float32"})
   partial_bn(c, True)                      # TSN
+  c.init_adapt = "channel_mean"            # cross-modality init of a flow stream from RGB weights (TSN)
 
 
 def partial_bn(c: ml_collections.ConfigDict, enabled: bool) -> None:
@@ -84,6 +86,7 @@ def atw_paper_recipe(c: ml_collections.ConfigDict, dataset: str, modality: str, 
     c.num_train_steps = 20_000          # TSN's flow solver
   c.checkpoint_every_steps = 1000
   c.eval.update(aggregation="mean_logits", batch_size=8)   # one 80-snippet view; pre-softmax scores
+  pretrained.declare(c, "resnet50_imagenet", adapt="channel_mean")   # "used to initialize all 3 streams"
 
 
 def atw_synthetic(c: ml_collections.ConfigDict, modality: str, steps: int = 1500) -> None:

@@ -9,6 +9,7 @@ from typing import Callable
 
 import ml_collections
 
+from vidrec import pretrained
 from vidrec.errors import UserError
 
 
@@ -34,8 +35,10 @@ def hard(c: ml_collections.ConfigDict) -> None:
 
 def synthetic_variants(c: ml_collections.ConfigDict, options: set[str],
                        setting: Callable[[ml_collections.ConfigDict], None]) -> None:
-  """``synthetic``: a recipe's CPU-sized ``setting``; ``hard``: the same setting moved by :func:`hard`."""
+  """``synthetic``: a recipe's CPU-sized ``setting``, from scratch; ``hard``: the same setting moved by
+  :func:`hard`."""
   if options & {"synthetic", "hard"}:
+    pretrained.clear(c)
     setting(c)
   if "hard" in options:
     hard(c)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ml_collections
 
 from configs.recipes import common
+from vidrec import pretrained
 from vidrec.config import base_config
 
 
@@ -40,6 +41,19 @@ def fstcn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, num_train_ste
   c.batch_size = 32
   c.num_train_steps = num_train_steps
   c.eval.aggregation = "sci"
+  pretrained_stages(c, num_train_steps)
+
+
+def pretrained_stages(c: ml_collections.ConfigDict, num_train_steps: int) -> None:
+  """Sec. 2.3: the auxiliary network (CNN-M-2048) pre-trained on ImageNet (VGG-M's weights: its fc7 has
+  4096 units, so ``scl_fc7`` and the classifier start fresh), fine-tuned on training frames in its last
+  three layers for a quarter of the global length (the paper gives no length), then the whole network
+  (``vidrec.procedures.fstcn``)."""
+  pretrained.declare(c, "vggm_imagenet")
+  c.init_skip = "scl_fc7/*,classifier_aux/*"
+  c.procedure = "fstcn_stages"
+  c.stages = ml_collections.ConfigDict({"steps": (num_train_steps // 4, num_train_steps),
+                                        "frozen": "lower_scls/*,conv5/*"})
 
 
 def fstcn_synthetic(c: ml_collections.ConfigDict) -> None:
@@ -59,6 +73,8 @@ def fstcn_synthetic(c: ml_collections.ConfigDict) -> None:
   c.log_every_steps = 50
   c.checkpoint_every_steps = 600
   c.eval.batch_size = 54
+  c.procedure = "single"      # from scratch: no pretrained auxiliary network to fine-tune
+  c.stages.steps = (150, 450)   # --config.procedure=fstcn_stages with an init_from: 600 steps in all
 
 
 def fstcn_config(arg: str, dataset: str, splits: tuple[str, ...] = ("split1", "split2", "split3")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ml_collections
 
 from configs.recipes import common
+from vidrec import pretrained
 from vidrec.config import base_config
 
 SPLITS = ("split1", "split2", "split3")
@@ -70,6 +71,7 @@ def get_config(dataset: str, arg: str = "") -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 2000
   c.log_every_steps = 100
   c.eval.update(aggregation="majority_vote", heads=("logits",), batch_size=16)
+  pretrained.declare(c, "vgg16_imagenet", prefix="vgg")   # Sec. 4.2: "with the model pre-trained"
   common.synthetic_variants(c, options, synthetic)
   return c
 

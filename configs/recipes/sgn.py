@@ -6,6 +6,7 @@ from __future__ import annotations
 import ml_collections
 
 from configs.recipes import common
+from vidrec import pretrained
 from vidrec.config import base_config
 
 SPLITS = ("split1", "split2", "split3")
@@ -27,6 +28,8 @@ def sgn_config(arg: str, dataset: str, sgm: str, fusion_blocks: str, decay_every
   common.synthetic_variants(c, options, common.synthetic_clips)
   if "frame" in options:
     frame_model(c)
+    if not options & {"synthetic", "hard"}:
+      pretrained.declare(c, "resnet18_imagenet")
   return c
 
 
@@ -55,6 +58,7 @@ def sgn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, decay_every: in
   c.batch_size = 32
   c.num_train_steps = 50_000
   c.eval.aggregation = "majority_vote"
+  pretrained.declare(c, "r3d_18_kinetics400")    # "all of the training procedures are pre-trained on Sport1M"
 
 
 def sgn_model(c: ml_collections.ConfigDict, sgm: str, sgm_blocks: str) -> None:

@@ -63,15 +63,21 @@ def load_torchvision(arch: str, path: str, num_classes: int | None = None) -> tu
 
 
 def convert_torchvision(arch: str, path: str, out: str) -> dict:
-  """Converts ``path`` into an ``init_from`` directory ``out``; returns the summary the CLI prints."""
+  """Converts ``path`` into an ``init_from`` directory ``out`` (with the arch's ``copies`` made); returns
+  the summary the CLI prints."""
   state = read_state_dict(path)
   variables = to_vidrec(arch, state)
   spec = ARCHS.get(arch)
+  for source, target in spec.copies:
+    for collection in variables.values():
+      if source in collection:
+        collection[target] = jax.tree.map(np.copy, collection[source])
   num_classes = num_classes_of(arch, state)
   module = type(spec.build(num_classes))
   init_from.save_variables(out, variables, {
       "arch": arch, "source": os.path.abspath(path), "num_classes": num_classes,
-      "config_model": spec.config_model, "module": f"{module.__module__}.{module.__qualname__}"})
+      "config_model": spec.config_model, "module": f"{module.__module__}.{module.__qualname__}",
+      "copies": [list(c) for c in spec.copies]})
   count = lambda coll: sum(int(np.prod(v.shape)) for v in jax.tree.leaves(variables.get(coll, {})))  # noqa: E731
   return {"arch": arch, "num_classes": num_classes, "params": count("params"), "batch_stats": count("batch_stats"),
           "out": str(fs.path(out)), "mapped": {t: v for t, v, _, _ in tensor_map(arch)}}

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vidrec.models import resnet2d, resnet3d, vgg
+from vidrec.models import fstcn, resnet2d, resnet3d, u2s, vgg
 from vidrec.registry import Registry
 
 Array = np.ndarray
@@ -36,12 +36,33 @@ def _same(x: Array) -> Array:
   return x
 
 
+VGGM_CONV5 = 512   # VGG-M's conv5 channels: its fc6 reads a (C, H, W)-flattened 512 x 6 x 6 map
+
+
+def _chw_dense_to_vidrec(w: Array) -> Array:
+  """A Linear after torch's (C, H, W) flatten, ``[O, C*H*W]`` -> a Dense after vidrec's (H, W, C)
+  flatten, ``[H*W*C, O]`` (square maps of ``VGGM_CONV5`` channels)."""
+  o, i = w.shape
+  s = int(round((i // VGGM_CONV5) ** 0.5))
+  return w.reshape(o, VGGM_CONV5, s, s).transpose(2, 3, 1, 0).reshape(i, o)
+
+
+def _chw_dense_to_torch(k: Array) -> Array:
+  i, o = k.shape
+  s = int(round((i // VGGM_CONV5) ** 0.5))
+  return k.reshape(s, s, VGGM_CONV5, o).transpose(3, 2, 0, 1).reshape(o, i)
+
+
 # kind -> [(torch leaf, vidrec collection, vidrec leaf, to vidrec, to torch)]
 TENSORS: dict[str, list[tuple[str, str, str, Callable[[Array], Array], Callable[[Array], Array]]]] = {
     "conv": [("weight", "params", "kernel", _conv_to_vidrec, _conv_to_torch)],
     "conv_bias": [("weight", "params", "kernel", _conv_to_vidrec, _conv_to_torch),
                   ("bias", "params", "bias", _same, _same)],
     "dense": [("weight", "params", "kernel", np.transpose, np.transpose), ("bias", "params", "bias", _same, _same)],
+    "conv_bias_bgr": [("weight", "params", "kernel", lambda w: _conv_to_vidrec(w)[..., ::-1, :].copy(),
+                       lambda k: _conv_to_torch(k[..., ::-1, :])), ("bias", "params", "bias", _same, _same)],
+    "dense_chw": [("weight", "params", "kernel", _chw_dense_to_vidrec, _chw_dense_to_torch),
+                  ("bias", "params", "bias", _same, _same)],
     "bn": [("weight", "params", "scale", _same, _same), ("bias", "params", "bias", _same, _same),
            ("running_mean", "batch_stats", "mean", _same, _same),
            ("running_var", "batch_stats", "var", _same, _same)],
@@ -59,14 +80,22 @@ class Module:
 
 @dataclasses.dataclass(frozen=True)
 class Arch:
-  """A torchvision architecture: its module map, the vidrec module that runs it (``build(num_classes)``),
+  """A torch architecture: its module map, the vidrec module that runs it (``build(num_classes)``),
   its input rank, its classifier (torch prefix) and the ``config.model`` that trains it (None where no
-  registered vidrec model has this layout)."""
+  registered vidrec model has this layout). ``reference``: the torch model parity compares against
+  (torchvision's builder of that name, default the arch's own, or ``parity.REFERENCES``); ``frames``
+  > 0: vidrec runs the image model's input as a clip of that many copies; ``copies``: (source, target)
+  module paths duplicated when converting (U2S's two branches start from the same groups); ``bgr``: the
+  torch model reads BGR (vidrec's conversion takes RGB)."""
   modules: Callable[[], list[Module]]
   build: Callable[[int], nn.Module]
   video: bool
   classifier: str
   config_model: dict | None
+  reference: str = ""
+  frames: int = 0
+  copies: tuple[tuple[str, str], ...] = ()
+  bgr: bool = False
 
 
 def video_resnet_modules(block: str) -> list[Module]:
@@ -121,6 +150,34 @@ def vgg16_modules() -> list[Module]:
   return out + [Module(f"classifier.{i}", name, "dense") for i, name in ((0, "fc6"), (3, "fc7"), (6, "fc8"))]
 
 
+def u2s_resnet50_modules() -> list[Module]:
+  """torchvision's ImageNet ResNet-50 -> U2S's post-activation layout (``model.preact=False``): stem and
+  layer1-2 -> the shared Res2D ``res2d`` (groups 0-1), layer3-4 -> the UN's ``un_top`` (groups 2-3; 2D
+  kernels, which ``init_adapt=i3d_inflate`` inflates into the ``top_heavy`` Res3D), fc -> ``un_head``."""
+  out = [Module("conv1", "res2d/stem/conv", "conv"), Module("bn1", "res2d/stem/bn", "bn")]
+  for stage, num_blocks in enumerate(u2s._DEPTHS[50][1]):  # pylint: disable=protected-access
+    top = "res2d" if stage < 2 else "un_top"
+    for i in range(num_blocks):
+      tp, vp = f"layer{stage + 1}.{i}", f"{top}/group{stage}_block{i}"
+      for j in (1, 2, 3):
+        out += [Module(f"{tp}.conv{j}", f"{vp}/conv{j}/conv", "conv"), Module(f"{tp}.bn{j}", f"{vp}/conv{j}/bn", "bn")]
+      if i == 0:
+        out += [Module(f"{tp}.downsample.0", f"{vp}/proj/conv", "conv"),
+                Module(f"{tp}.downsample.1", f"{vp}/proj/bn", "bn")]
+  return out + [Module("fc", "un_head", "dense")]
+
+
+def vggm_modules() -> list[Module]:
+  """VGG-M (CNN-M, Chatfield et al. 2014) as ported by pretrainedmodels (``features``: conv 0, 4, 8, 10,
+  12; ``classif``: Linear 0, 3, 6) -> FstCN's auxiliary network: ``lower_scls/conv1..4``, ``conv5``,
+  ``scl_fc6``, ``scl_fc7``, ``classifier_aux``. VGG-M reads BGR: conv1's input channels are reversed so
+  that vidrec feeds it RGB."""
+  convs = [Module(f"features.{i}", f"lower_scls/conv{j}", "conv_bias_bgr" if j == 1 else "conv_bias")
+           for j, i in enumerate((0, 4, 8, 10), 1)]
+  return convs + [Module("features.12", "conv5", "conv_bias"), Module("classif.0", "scl_fc6", "dense_chw"),
+                  Module("classif.3", "scl_fc7", "dense"), Module("classif.6", "classifier_aux", "dense")]
+
+
 def _video_arch(block: str) -> Arch:
   cfg = {"name": "resnet3d", "width": 64, "num_stages": 4, "blocks_per_stage": 2, "block": block}
   return Arch(lambda: video_resnet_modules(block), lambda n: resnet3d.ResNet3D(num_classes=n, block=block),
@@ -140,6 +197,16 @@ ARCHS.add("mc3_18", _video_arch("mc3"))
 ARCHS.add("resnet18", _resnet_arch(18))
 ARCHS.add("resnet50", _resnet_arch(50))
 ARCHS.add("vgg16", Arch(vgg16_modules, lambda n: vgg.VGG16(num_classes=n), False, "classifier.6", None))
+# U2S from ImageNet ResNet-50 (TSM-style 2D groups with the shift off: fold_div above every width, so the
+# map is checked against torchvision's resnet50 exactly; the top_heavy Res3D inflates it, i3d_inflate).
+ARCHS.add("u2s_resnet50", Arch(
+    u2s_resnet50_modules,
+    lambda n: u2s.U2S(num_classes=n, depth=50, base="tsm", preact=False, variant="one_pass", tsm_fold_div=4096),
+    False, "fc", {"name": "u2s", "depth": 50, "width": 64, "preact": False}, reference="resnet50", frames=1,
+    copies=(("un_top", "csn_top"),)))
+# FstCN's auxiliary network (CNN-M-2048 in the paper; VGG-M's fc7 has 4096 units).
+ARCHS.add("vggm", Arch(vggm_modules, lambda n: fstcn.FstCN(num_classes=n, paths="scl", fc=(4096, 4096)),
+                       False, "classif.6", {"name": "fstcn", "paths": "scl"}, frames=2, bgr=True))
 
 
 def tensor_map(arch: str) -> list[tuple[str, str, Callable[[Array], Array], Callable[[Array], Array]]]:
@@ -159,6 +226,8 @@ def variable_shapes(arch: str, num_classes: int) -> dict[str, tuple[int, ...]]:
   """Flat name -> shape of the vidrec module's variables (``jax.eval_shape``, nothing computed)."""
   spec = ARCHS.get(arch)
   x = jnp.zeros((1, 4, 32, 32, 3) if spec.video else (1, 32, 32, 3))
+  if spec.frames:    # a clip of identical frames, large enough for VGG-M's 6 x 6 fc6 input
+    x = jnp.zeros((1, spec.frames, 224, 224, 3))
   tree = jax.eval_shape(lambda: spec.build(num_classes).init(jax.random.key(0), x, train=False))
   return {"/".join(k): tuple(v.shape) for k, v in flax.traverse_util.flatten_dict(tree).items()}
 

@@ -11,7 +11,8 @@ jointly train the whole network with a relatively low learning rate."
    ``config.optimizer`` (and ``config.init_from``, e.g. pretrained weights).
 2. ``W/csm``: :func:`csm_pass` runs the stage-1 UN over the whole training split and averages Eq. 1's
    sparsity per class over all samples; N comes from the top-N rule (:func:`resolve_num_confusing`). The
-   statistics and the stage-1 variables are written as an ``init_from`` directory (``meta.json`` holds N).
+   statistics, the stage-1 variables and the CSN's starting Res3D (:func:`csn_top_init`) are written as
+   an ``init_from`` directory (``meta.json`` holds N and where ``csn_top`` came from).
 3. ``W/stage2``: CSN + MN for ``stages.steps[1]`` steps, initialised from ``W/csm``, the UN (its shared
    Res2D included) frozen by ``optimizer.frozen = stages.frozen``, the statistics frozen
    (``model.csm_frozen``); its final variables go to ``W/stage2/variables``.
@@ -40,6 +41,7 @@ from vidrec.models import u2s
 CSM_DIR = "csm"
 STAGE_DIRS = ("stage1", "stage2", "")       # stage 3 trains in the workdir itself
 STAGE2_VARIABLES = "stage2/variables"
+CSN_INITS = ("pretrained", "un_top")
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -51,6 +53,8 @@ def check(config: ml_collections.ConfigDict) -> None:
   steps = tuple(config.stages.steps)
   if len(steps) != 3 or min(steps) <= 0:
     raise UserError(f"stages.steps must be three positive step counts (UN, CSN + MN, joint), got {steps}.")
+  if config.stages.get("csn_init", "pretrained") not in CSN_INITS:
+    raise UserError(f"stages.csn_init must be one of {CSN_INITS}, got {config.stages.csn_init!r}.")
 
 
 def stage_config(config: ml_collections.ConfigDict, stage: int, workdir: str,
@@ -127,6 +131,25 @@ def similarity_summary(stats: dict[str, np.ndarray]) -> dict[str, list[float]]:
   return summary
 
 
+def csn_top_init(config: ml_collections.ConfigDict, stage1: dict) -> tuple[dict, str]:
+  """Stage 2's starting ``csn_top`` ({collection: tree}) and where it came from.
+
+  ``stages.csn_init = "pretrained"`` (default): the pretrained Res3D of ``config.init_from``, as the
+  paper initialises both branches' Res3D ("The Res2D and Res3D weights are initialized with pretrained
+  networks", Sec. IV-B): its ``csn_top`` (a conversion writes both branches), else its ``un_top`` (e.g.
+  a vidrec run of the UN). ``"un_top"``, and ``"pretrained"`` without pretrained weights (from scratch,
+  synthetic): the trained stage-1 UN's groups, ``stage1`` = its variables. Either way the CSN no longer
+  starts from random weights at the fine-tuning learning rate.
+  """
+  if config.stages.get("csn_init", "pretrained") == "pretrained" and config.init_from:
+    checkpoint, _ = init_from.load_variables(config.init_from)
+    for name in ("csn_top", "un_top"):
+      if name in checkpoint.get("params", {}):
+        return ({c: tree[name] for c, tree in checkpoint.items() if name in tree},
+                f"{config.init_from} ({name})")
+  return {c: tree["un_top"] for c, tree in stage1.items() if "un_top" in tree}, "stage 1 (un_top)"
+
+
 def _write_csm(config: ml_collections.ConfigDict, workdir: str, ts: trainer.TrainState) -> None:
   """Stage 1 -> the CSM directory (skipped when it exists: a resumed schedule)."""
   out = fs.path(workdir) / CSM_DIR
@@ -141,11 +164,15 @@ def _write_csm(config: ml_collections.ConfigDict, workdir: str, ts: trainer.Trai
           "top_n_split": config.stages.top_n_split or config.dataset.train_split,
           "similarity_offdiag_min_mean_max": similarity_summary(stats),
           "source": str(fs.path(workdir) / STAGE_DIRS[0])}
-  variables = {"params": ts.params, **ts.model_state, u2s.STATS_COLLECTION: stats}
+  variables = {"params": dict(ts.params), **{c: dict(tree) for c, tree in ts.model_state.items()}}
+  top, meta["csn_top"] = csn_top_init(config, variables)
+  for collection, tree in top.items():
+    variables.setdefault(collection, {})["csn_top"] = tree
+  variables[u2s.STATS_COLLECTION] = stats
   init_from.save_variables(str(out), variables, meta)
   print(f"u2s_stages: CSM from {int(stats['updates'])} training videos; N = {used} (top-N rule: {rule} at "
         f"{config.stages.top_n_standard:.0%}); off-diagonal S (min, mean, max): "
-        f"{meta['similarity_offdiag_min_mean_max']}", flush=True)
+        f"{meta['similarity_offdiag_min_mean_max']}; csn_top from {meta['csn_top']}", flush=True)
 
 
 def num_confusing_of(workdir: str) -> float:
@@ -160,6 +187,18 @@ def num_confusing_of(workdir: str) -> float:
 def eval_config(config: ml_collections.ConfigDict, workdir: str) -> ml_collections.ConfigDict:
   """The config of the final (joint) stage, which the workdir's own checkpoints hold."""
   return stage_config(config, 3, workdir, num_confusing_of(workdir))
+
+
+def stages(config: ml_collections.ConfigDict, workdir: str) -> list[tuple[str, str, ml_collections.ConfigDict]]:
+  """(what, workdir, trainer config) of each stage, for ``train.py --dry_run`` (N: the config's until the
+  CSM pass resolves it)."""
+  n = config.model.get("csm_num_confusing")
+  root = fs.path(workdir)
+  return [("1: UN alone", str(root / STAGE_DIRS[0]), stage_config(config, 1, workdir)),
+          (f"CSM pass over {config.dataset.train_split} (csn_top: stages.csn_init="
+           f"{config.stages.get('csn_init', 'pretrained')})", str(root / CSM_DIR), None),
+          ("2: CSN + MN, UN frozen", str(root / STAGE_DIRS[1]), stage_config(config, 2, workdir, n)),
+          ("3: joint", str(root), stage_config(config, 3, workdir, n))]
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: bool = False) -> None:
