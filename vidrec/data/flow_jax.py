@@ -13,8 +13,9 @@ images in 0..255 (float input is taken as 0..1 and scaled by 255, as ``calc`` do
 bilinear ``resize`` by ``scaleStep`` (no pre-smoothing) that stops before a side under 16 px, p reset
 per level, bicubic ``remap`` (A = -0.75, zero outside) of I1 and its
 centred gradient, a 5x5 median of u before every outer iteration, and the epsilon stopping test.
-Under ``jit`` the loops run their full counts; a pair whose update fell under epsilon is frozen by a
-select, which reproduces OpenCV's early exit at no extra cost. ``epsilon=0`` runs every iteration.
+The iteration loops are ``lax.while_loop``s with OpenCV's test (mean squared update under epsilon^2
+ends the outer and inner loops of the warp); under ``vmap`` a converged pair is frozen by a select
+and the loop ends when every pair of the batch has converged. ``epsilon=0`` runs every iteration.
 """
 from __future__ import annotations
 
@@ -181,28 +182,26 @@ def _one_level(i0, i1, u1, u2, params: Params):
     grad = i1wx * i1wx + i1wy * i1wy
     rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
 
-    def inner(_, state):
-      u1, u2, p, err = state
+    def inner(state):
+      n, u1, u2, p, _ = state
       v1, v2 = threshold(u1, u2, i1wx, i1wy, grad, rho_c, l_t)
       n1 = v1 + theta * divergence(p[0], p[1])
       n2 = v2 + theta * divergence(p[2], p[3])
       g = forward_gradient(n1) + forward_gradient(n2)
       norm1, norm2 = jnp.sqrt(g[0] ** 2 + g[1] ** 2), jnp.sqrt(g[2] ** 2 + g[3] ** 2)
-      n_p = jnp.stack([(p[k] + taut * g[k]) / (1 + taut * (norm1 if k < 2 else norm2)) for k in range(4)])
-      n_err = jnp.sum(jnp.square(n1 - u1) + jnp.square(n2 - u2))
-      go = err > eps                                    # OpenCV leaves both loops once err <= eps
-      return (jnp.where(go, n1, u1), jnp.where(go, n2, u2), jnp.where(go, n_p, p),
-              jnp.where(go, n_err, err))
+      p = jnp.stack([(p[k] + taut * g[k]) / (1 + taut * (norm1 if k < 2 else norm2)) for k in range(4)])
+      return n + 1, n1, n2, p, jnp.sum(jnp.square(n1 - u1) + jnp.square(n2 - u2))
 
-    def outer(_, state):
-      u1, u2, p, err = state
+    def outer(state):
+      n, u1, u2, p, err = state
       if params.median > 1:
-        go = err > eps
-        u1, u2 = jnp.where(go, median5(u1), u1), jnp.where(go, median5(u2), u2)
-      return jax.lax.fori_loop(0, params.inner_iterations, inner, (u1, u2, p, err))
+        u1, u2 = median5(u1), median5(u2)
+      _, u1, u2, p, err = jax.lax.while_loop(
+          lambda s: (s[0] < params.inner_iterations) & (s[4] > eps), inner, (0, u1, u2, p, err))
+      return n + 1, u1, u2, p, err
 
-    u1, u2, p, _ = jax.lax.fori_loop(0, params.outer_iterations, outer,
-                                     (u1, u2, p, jnp.float32(np.inf)))
+    _, u1, u2, p, _ = jax.lax.while_loop(lambda s: (s[0] < params.outer_iterations) & (s[4] > eps),
+                                         outer, (0, u1, u2, p, jnp.float32(np.inf)))
     return u1, u2, p
 
   u1, u2, _ = jax.lax.fori_loop(0, params.warps, warp, (u1, u2, jnp.zeros((4, h, w), jnp.float32)))
