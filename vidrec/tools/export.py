@@ -25,6 +25,7 @@ import numpy as np
 
 from vidrec.data import modalities
 from vidrec.errors import UserError
+from vidrec.models import layers
 from vidrec.registry import Registry
 
 # The aggregation rules of vidrec.aggregations in jax.numpy, for inside the exported function (logits
@@ -87,7 +88,8 @@ def export(config, workdir: str, out: str, *, step: int | None = None, head: str
   view_shape = trainer.input_shape(p.config, 1, test=True)[1:]
   f = inference_fn(p, head, per_view)
   spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape("v") + tuple(view_shape), jnp.uint8)
-  exported = jax.export.export(jax.jit(f), platforms=platforms)(spec)
+  with layers.using_conv_impl("native"):     # XLA's own convolution: no custom call, any platform
+    exported = jax.export.export(jax.jit(f), platforms=platforms)(spec)
   os.makedirs(out, exist_ok=True)
   with open(os.path.join(out, "model.jaxexport"), "wb") as fh:
     fh.write(exported.serialize())
@@ -100,9 +102,10 @@ def export(config, workdir: str, out: str, *, step: int | None = None, head: str
   if example:
     views = predict.file_views(example, p)
     np.save(os.path.join(out, "example_views.npy"), views)
-    np.save(os.path.join(out, "example_probabilities.npy"), np.asarray(jax.jit(f)(views)))
+    np.save(os.path.join(out, "example_probabilities.npy"), np.asarray(exported.call(views)))
   if saved_model:
-    write_saved_model(f, view_shape, os.path.join(out, "saved_model"))
+    with layers.using_conv_impl("native"):
+      write_saved_model(f, view_shape, os.path.join(out, "saved_model"))
   return record
 
 
