@@ -7,13 +7,18 @@ frames, clipped to +-``BOUND`` and mapped linearly to uint8 (``255 (v + 20) / 40
 flow between frame t and frame t+1 warped back by the homography H (t -> t+1) that RANSAC fits to
 feature matches (SIFT + points displaced by the first flow), so a camera pan becomes ~zero flow.
 
+TV-L1 runs on one of two backends (``BACKENDS``): ``opencv`` (the reference, one pair at a time on a
+CPU core) and ``jax`` (``vidrec.data.flow_jax``, the same algorithm jit-compiled and batched over the
+pairs; ``docs/flow.md``). The homography of the warped flow always uses OpenCV's SIFT and RANSAC.
 OpenCV's contrib module is an optional extra (``pip install -e ".[flow]"``); ``require_cv2`` says so.
-``python -m vidrec.tools.flow_speed`` measures the extraction speed (frame pairs per second per core).
+``python -m vidrec.tools.flow_speed`` measures the speed, ``python -m vidrec.tools.flow_check`` the
+accuracy of both backends.
 """
 from __future__ import annotations
 
 import functools
 import importlib.metadata
+from typing import Callable
 
 import numpy as np
 
@@ -26,6 +31,7 @@ TVL1_PARAMS = {"tau": 0.25, "lambda_": 0.15, "theta": 0.3, "nscales": 5, "warps"
                "medianFiltering": 5, "useInitialFlow": False}
 # denseflow keeps the homography only with enough support; otherwise the identity (no compensation).
 MIN_MATCHES, MIN_INLIERS, RANSAC_THRESHOLD = 50, 25, 1.0
+JAX_BATCH = 16   # pairs per jit call of the jax backend (a short batch is padded with blank pairs)
 
 
 def require_cv2():
@@ -39,16 +45,22 @@ def require_cv2():
   return cv2
 
 
-def metadata(algorithm: str, warped: bool) -> dict:
-  """What the dataset's metadata records about its flow."""
+def _version(package: str) -> str:
+  try:
+    return importlib.metadata.version(package)
+  except importlib.metadata.PackageNotFoundError:
+    return "not installed"
+
+
+def metadata(algorithm: str, warped: bool, backend: str = "opencv") -> dict:
+  """What the dataset's metadata records about its flow (``backend``: the TV-L1 that computed it)."""
   if algorithm not in ALGORITHMS:
     raise ValueError(f"flow algorithm {algorithm!r} unknown; use one of {ALGORITHMS}")
-  try:
-    version = importlib.metadata.version("opencv-contrib-python-headless")
-  except importlib.metadata.PackageNotFoundError:
-    version = "not installed"
-  return {"algorithm": algorithm, "implementation": f"cv2.optflow.DualTVL1OpticalFlow, "
-                                                    f"opencv-contrib-python-headless {version}",
+  check_backend(backend)
+  implementation = (f"vidrec.data.flow_jax.tvl1, jax {_version('jax')}" if backend == "jax" else
+                    "cv2.optflow.DualTVL1OpticalFlow, opencv-contrib-python-headless "
+                    f"{_version('opencv-contrib-python-headless')}")
+  return {"algorithm": algorithm, "backend": backend, "implementation": implementation,
           "params": TVL1_PARAMS, "bound": BOUND, "quantisation": "uint8 = round(255 (clip(v) + bound) / (2 bound))",
           "warped": warped, "homography": {"features": "SIFT + flow-displaced grid", "ransac_threshold":
                                            RANSAC_THRESHOLD, "min_matches": MIN_MATCHES,
@@ -73,9 +85,62 @@ def _tvl1_solver():
 
 
 def tvl1(prev_gray: np.ndarray, next_gray: np.ndarray) -> np.ndarray:
-  """TV-L1 flow from ``prev_gray`` to ``next_gray`` (uint8 [H, W]): float32 [H, W, 2] = (dx, dy), i.e.
-  ``next(y + dy, x + dx) ~ prev(y, x)``."""
+  """TV-L1 flow from ``prev_gray`` to ``next_gray`` (uint8 [H, W]) by OpenCV: float32 [H, W, 2] =
+  (dx, dy), i.e. ``next(y + dy, x + dx) ~ prev(y, x)``."""
   return _tvl1_solver().calc(prev_gray, next_gray, None)
+
+
+def _tvl1_opencv(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+  return np.stack([tvl1(a, b) for a, b in zip(prev, nxt)])
+
+
+def _tvl1_jax(prev: np.ndarray, nxt: np.ndarray, batch: int = JAX_BATCH) -> np.ndarray:
+  import jax  # pylint: disable=g-import-not-at-top
+  from vidrec.data import flow_jax  # pylint: disable=g-import-not-at-top
+  batch = -(-batch // jax.device_count()) * jax.device_count()     # whole shards per device
+  n = len(prev)
+  pad = -n % batch
+  prev, nxt = (np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) for x in (prev, nxt))
+  sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(jax.devices()), ("b",)),
+                                        jax.sharding.PartitionSpec("b"))
+  out = [np.asarray(flow_jax.tvl1(*(jax.device_put(x[i:i + batch], sharding) for x in (prev, nxt))))
+         for i in range(0, n + pad, batch)]
+  return np.concatenate(out)[:n]
+
+
+# The TV-L1 implementations, by name: uint8 [N, H, W] pairs -> float32 [N, H, W, 2].
+BACKENDS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "opencv": _tvl1_opencv, "jax": _tvl1_jax}
+
+
+def check_backend(backend: str) -> None:
+  if backend not in BACKENDS:
+    raise ValueError(f"flow backend {backend!r} unknown; use one of {sorted(BACKENDS)}")
+
+
+def default_backend() -> str:
+  """``jax`` (faster than OpenCV on this project's CPU too, ``docs/flow.md``) unless JAX is missing."""
+  try:
+    import jax  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    return "opencv"
+  return "jax"
+
+
+def tvl1_pairs(prev: np.ndarray, nxt: np.ndarray, backend: str = "opencv") -> np.ndarray:
+  """TV-L1 flow of N pairs (uint8 [N, H, W] each) by ``backend``: float32 [N, H, W, 2]."""
+  check_backend(backend)
+  if prev.shape != nxt.shape or prev.ndim != 3:
+    raise ValueError(f"TV-L1 pairs need prev and next frames of the same shape [N, H, W], got "
+                     f"{prev.shape} and {nxt.shape}")
+  return BACKENDS[backend](prev, nxt)
+
+
+def grey(frames: np.ndarray) -> np.ndarray:
+  """uint8 [..., 3] RGB -> uint8 [...] grey, exactly as ``cv2.cvtColor(COLOR_RGB2GRAY)`` (its
+  fixed-point 0.299 R + 0.587 G + 0.114 B, rounded)."""
+  r, g, b = (frames[..., i].astype(np.int32) for i in range(3))
+  return ((r * 9798 + g * 19235 + b * 3735 + (1 << 14)) >> 15).astype(np.uint8)
 
 
 def homography(prev_gray: np.ndarray, next_gray: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -104,30 +169,40 @@ def homography(prev_gray: np.ndarray, next_gray: np.ndarray, flow: np.ndarray) -
   return hom
 
 
-def warped_tvl1(prev_gray: np.ndarray, next_gray: np.ndarray, flow: np.ndarray) -> np.ndarray:
-  """TV-L1 flow from ``prev`` to ``next`` warped back by the camera homography (denseflow's
-  ``dense_warp_flow``): float32 [H, W, 2]."""
+def warp_back(prev_gray: np.ndarray, next_gray: np.ndarray, flow: np.ndarray) -> np.ndarray:
+  """``next`` warped back by the camera homography (``prev`` -> ``next``) fitted to ``flow``: the frame
+  whose TV-L1 flow from ``prev`` is the warped flow (denseflow's ``dense_warp_flow``)."""
   cv2 = require_cv2()
   hom = homography(prev_gray, next_gray, flow)
   h, w = prev_gray.shape
-  warped = cv2.warpPerspective(next_gray, np.linalg.inv(hom), (w, h), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
-  return tvl1(prev_gray, warped)
+  return cv2.warpPerspective(next_gray, np.linalg.inv(hom), (w, h), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
 
 
-def extract(frames: np.ndarray, algorithm: str = "tvl1", warped: bool = False) -> dict[str, np.ndarray]:
-  """uint8 [T, H, W, 3] RGB frames -> {"flow": uint8 [F, H, W, 2]} (+ "warped_flow"), F = T - 1 fields
-  (field t: frame t -> t+1; a one-frame video gets one all-zero field)."""
+def warped_tvl1(prev_gray: np.ndarray, next_gray: np.ndarray, flow: np.ndarray) -> np.ndarray:
+  """TV-L1 flow from ``prev`` to ``next`` warped back by the camera homography: float32 [H, W, 2]."""
+  return tvl1(prev_gray, warp_back(prev_gray, next_gray, flow))
+
+
+def extract(frames: np.ndarray, algorithm: str = "tvl1", warped: bool = False, backend: str = "opencv",
+            name: str = "video") -> dict[str, np.ndarray]:
+  """uint8 [T, H, W, 3] RGB frames of video ``name`` -> {"flow": uint8 [T - 1, H, W, 2]} (+
+  "warped_flow"); field t: frame t -> t+1, all T - 1 pairs in one ``backend`` call."""
   if algorithm not in ALGORITHMS:
     raise ValueError(f"flow algorithm {algorithm!r} unknown; use one of {ALGORITHMS}")
-  cv2 = require_cv2()
-  grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-  if len(grey) == 1:
-    grey = grey * 2
-  fields = {"flow": [], "warped_flow": []}
-  for prev, nxt in zip(grey[:-1], grey[1:]):
-    flow = tvl1(prev, nxt)
-    fields["flow"].append(quantize(flow))
-    if warped:
-      fields["warped_flow"].append(quantize(warped_tvl1(prev, nxt, flow)))
-  return {k: np.stack(v) for k, v in fields.items() if v}
+  check_backend(backend)
+  if frames.ndim != 4 or frames.shape[-1] != 3:
+    raise ValueError(f"{name}: flow needs RGB frames [T, H, W, 3], got shape {frames.shape}")
+  if len(frames) < 2:
+    raise ValueError(f"{name}: optical flow needs at least 2 frames, got {len(frames)}")
+  if min(frames.shape[1:3]) < 3:
+    raise ValueError(f"{name}: frames of {frames.shape[1]}x{frames.shape[2]} px are too small for "
+                     "TV-L1 (3 px at least); prepare with a larger --short_side")
+  g = grey(frames)
+  prev, nxt = g[:-1], g[1:]
+  fields = tvl1_pairs(prev, nxt, backend)
+  out = {"flow": quantize(fields)}
+  if warped:
+    back = np.stack([warp_back(a, b, f) for a, b, f in zip(prev, nxt, fields)])
+    out["warped_flow"] = quantize(tvl1_pairs(prev, back, backend))
+  return out
