@@ -186,19 +186,19 @@ def warped_tvl1(prev_gray: np.ndarray, next_gray: np.ndarray, flow: np.ndarray) 
 
 def extract(frames: np.ndarray, algorithm: str = "tvl1", warped: bool = False, backend: str = "opencv",
             name: str = "video") -> dict[str, np.ndarray]:
-  """uint8 [T, H, W, 3] RGB frames of video ``name`` -> {"flow": uint8 [T - 1, H, W, 2]} (+
-  "warped_flow"); field t: frame t -> t+1, all T - 1 pairs in one ``backend`` call."""
+  """uint8 [T, H, W, 3] RGB (or [T, H, W] grey) frames of video ``name`` -> {"flow": uint8 [T - 1, H,
+  W, 2]} (+ "warped_flow"); field t: frame t -> t+1, all T - 1 pairs in one ``backend`` call."""
   if algorithm not in ALGORITHMS:
     raise ValueError(f"flow algorithm {algorithm!r} unknown; use one of {ALGORITHMS}")
   check_backend(backend)
-  if frames.ndim != 4 or frames.shape[-1] != 3:
-    raise ValueError(f"{name}: flow needs RGB frames [T, H, W, 3], got shape {frames.shape}")
+  if not (frames.ndim == 3 or frames.ndim == 4 and frames.shape[-1] == 3):
+    raise ValueError(f"{name}: flow needs RGB frames [T, H, W, 3] or grey [T, H, W], got {frames.shape}")
   if len(frames) < 2:
     raise ValueError(f"{name}: optical flow needs at least 2 frames, got {len(frames)}")
   if min(frames.shape[1:3]) < 3:
     raise ValueError(f"{name}: frames of {frames.shape[1]}x{frames.shape[2]} px are too small for "
                      "TV-L1 (3 px at least); prepare with a larger --short_side")
-  g = grey(frames)
+  g = grey(frames) if frames.ndim == 4 else frames
   prev, nxt = g[:-1], g[1:]
   fields = tvl1_pairs(prev, nxt, backend)
   out = {"flow": quantize(fields)}

@@ -2,7 +2,7 @@
 
     python -m vidrec.data.prepare <dataset> --manual_dir M [--data_dir D] [--name NAME]
         [--config split1] [--short_side 128] [--workers N] [--source manual|tfds]
-        [--train_ratio 0.8] [--flow tvl1 [--warped_flow]] [--overwrite]
+        [--train_ratio 0.8] [--flow tvl1 [--warped_flow] [--flow_backend jax|opencv]] [--overwrite]
 
 <dataset>: ucf101, hmdb51, ssv2, penn_action, video_folder (see docs/datasets.md for where
 to get each one and the layout M must have). Videos are decoded in ``--workers`` processes
@@ -16,7 +16,9 @@ split1 --short_side 256`` prepares ``ucf101/split1_s256``). ``video_folder`` tak
 ``--flow tvl1`` also stores the TV-L1 optical flow of every consecutive frame pair (``--warped_flow``:
 and the camera-motion-compensated flow), quantised to uint8 as TSN does (``vidrec.data.flow``), in the
 same records; the config name gets ``_tvl1[_warped]`` (``ucf101/split1_s256_tvl1_warped``). It needs
-the ``flow`` extra (``pip install -e ".[flow]"``).
+the ``flow`` extra (``pip install -e ".[flow]"``). ``--flow_backend`` picks the TV-L1: ``jax``
+(default; batched in this process while the workers decode, ``docs/flow.md``) or ``opencv`` (the
+reference, in the workers); the records do not depend on it, the report and metadata name it.
 ``--data_dir`` defaults to ``$VIDREC_DATA_DIR``, else the TFDS default
 (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
 """
@@ -85,7 +87,7 @@ def prepare(dataset: str, manual_dir: str, *, data_dir: str | None = None,
             name: str | None = None, config: str | None = None, short_side: int | None = None,
             workers: int | None = None, source: str = "manual",
             train_ratio: float | None = None, flow: str = "", warped_flow: bool = False,
-            overwrite: bool = False) -> dict:
+            flow_backend: str | None = None, overwrite: bool = False) -> dict:
   """Prepares one dataset; returns the summary the command prints."""
   if dataset not in BUILDERS:
     raise UserError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(BUILDERS))}")
@@ -99,7 +101,7 @@ def prepare(dataset: str, manual_dir: str, *, data_dir: str | None = None,
   cfg = resolve_config(dataset, config, short_side, source, name, train_ratio, flow, warped_flow)
   data_dir = data_dir or os.environ.get("VIDREC_DATA_DIR") or None
   builder = cls(config=cfg, data_dir=data_dir, file_format=features_lib.FILE_FORMAT,
-                manual_dir=manual_dir, workers=workers)
+                manual_dir=manual_dir, workers=workers, flow_backend=flow_backend)
   mode = (tfds.download.GenerateMode.FORCE_REDOWNLOAD if overwrite
           else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
   reused = builder.is_prepared() and not overwrite
@@ -145,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
                  help="also store this optical flow of every frame pair (needs the flow extra)")
   p.add_argument("--warped_flow", action="store_true",
                  help="with --flow: also store the camera-motion-compensated (warped) flow")
+  p.add_argument("--flow_backend", default=None, choices=sorted(flow_lib.BACKENDS),
+                 help=f"the TV-L1 that computes --flow (default {flow_lib.default_backend()}; "
+                      "opencv: the reference)")
   p.add_argument("--overwrite", action="store_true", help="rebuild even if prepared")
   return p
 
@@ -157,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = prepare(args.dataset, args.manual_dir, data_dir=args.data_dir, name=args.name,
                       config=args.config, short_side=args.short_side, workers=args.workers,
                       source=args.source, train_ratio=args.train_ratio, flow=args.flow,
-                      warped_flow=args.warped_flow, overwrite=args.overwrite)
+                      warped_flow=args.warped_flow, flow_backend=args.flow_backend,
+                      overwrite=args.overwrite)
   except (common.DataLayoutError, ValueError, ImportError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

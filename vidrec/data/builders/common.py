@@ -25,7 +25,7 @@ import tensorflow_datasets as tfds
 
 from vidrec.data import features as features_lib
 from vidrec.data import flow as flow_lib
-from vidrec.data.builders.decode import Skip, VideoTask, process_task
+from vidrec.data.builders.decode import GREY_FRAMES, Skip, VideoTask, add_flow, process_task
 from vidrec.data.builders.pool import ordered_parallel_map
 from vidrec.errors import MissingDataError
 
@@ -43,6 +43,14 @@ class DataLayoutError(MissingDataError):
 def layout_error(dataset: str, problem: str, instructions: str) -> DataLayoutError:
   """One clear error: what is wrong, where the data comes from, layout, command to run."""
   return DataLayoutError(f"{dataset}: {problem}\n\n{instructions.strip()}\n")
+
+
+def _parent_flow(task: VideoTask, result: dict | Skip) -> dict | Skip:
+  """A worker's result with the flow its backend computes here, in the parent (``decode.add_flow``:
+  JAX runs in one process, batched, while the workers decode)."""
+  if isinstance(result, Skip) or GREY_FRAMES not in result:
+    return result
+  return add_flow(result, task)
 
 
 def _progress(iterable: Iterable[_T], total: int | None, desc: str) -> Iterable[_T]:
@@ -105,7 +113,8 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   Constructor: ``cls(config=<name|config|None>, data_dir=D, file_format='array_record',
   manual_dir=None, workers=None)``. ``manual_dir`` may instead be given the TFDS way
   (``download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=M))``).
-  ``workers`` processes decode videos in parallel (default: all CPUs).
+  ``workers`` processes decode videos in parallel (default: all CPUs); ``flow_backend`` (a
+  ``vidrec.data.flow.BACKENDS`` name, default ``flow.default_backend()``) computes the TV-L1 flow.
   """
 
   VERSION = VERSION
@@ -115,7 +124,9 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   CITATION = ""
 
   def __init__(self, *, manual_dir: epath.PathLike | None = None,
-               workers: int | None = None, **kwargs: Any):
+               workers: int | None = None, flow_backend: str | None = None, **kwargs: Any):
+    self._flow_backend = flow_backend or flow_lib.default_backend()
+    flow_lib.check_backend(self._flow_backend)
     self._manual_dir = epath.Path(manual_dir) if manual_dir else None
     self._dl_manual_dir: epath.Path | None = None
     self._workers = int(workers) if workers else (os.cpu_count() or 1)
@@ -177,7 +188,8 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         citation=self.CITATION or None,
         metadata=tfds.core.MetadataDict(
             short_side=self.short_side, jpeg_quality=self.builder_config.jpeg_quality,
-            **({"flow": flow_lib.metadata(self.flow, self.warped_flow)} if self.flow else {})),
+            **({"flow": flow_lib.metadata(self.flow, self.warped_flow, self._flow_backend)}
+               if self.flow else {})),
     )
 
   def _features(self, class_names: Sequence[str] | None) -> tfds.features.FeaturesDict:
@@ -274,7 +286,7 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     label.names = names
     self._report = {"dataset": self.name, "config": self.builder_config.name,
                     "short_side": self.short_side, "manual_dir": os.fspath(manual_dir),
-                    "skipped": []}
+                    **({"flow_backend": self._flow_backend} if self.flow else {}), "skipped": []}
     splits = self._list_videos(manual_dir, names)
     generators = {}
     for split, tasks in splits.items():
@@ -300,7 +312,7 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     n = 0
     for task in tasks:
       n += 1
-      result = process_task(task)
+      result = _parent_flow(task, process_task(task))
       if not isinstance(result, Skip):
         return (task, result), n
       self._skip(split, task.display_name, result.reason)
@@ -313,6 +325,7 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         [first], ordered_parallel_map(process_task, tasks, self._workers, on_crash))
     seen: set[str] = set()
     for task, result in _progress(results, total, f"{self.name}/{split}"):
+      result = _parent_flow(task, result)
       if isinstance(result, Skip):
         self._skip(split, task.display_name, result.reason)
         continue
@@ -326,7 +339,8 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return VideoTask(source=source, label=label, video_id=video_id,
                      short_side=self.short_side,
                      jpeg_quality=int(self.builder_config.jpeg_quality),
-                     flow=self.flow, warped_flow=self.warped_flow, **kwargs)
+                     flow=self.flow, warped_flow=self.warped_flow, flow_backend=self._flow_backend,
+                     **kwargs)
 
   # ---- to implement ------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ class VideoTask:
   name: str = ""  # what skip reports call the video (default: source path)
   flow: str = ""  # optical-flow algorithm ("" = none; vidrec.data.flow.ALGORITHMS)
   warped_flow: bool = False
+  flow_backend: str = "opencv"  # vidrec.data.flow.BACKENDS; not opencv: the parent runs it (add_flow)
 
   @property
   def display_name(self) -> str:
@@ -165,6 +166,23 @@ def encode_jpeg(frames: np.ndarray, quality: int) -> list[bytes]:
   return encoded
 
 
+GREY_FRAMES = "_grey_frames"   # what a worker leaves the parent's batched flow backend (add_flow)
+
+
+def add_flow(example: dict, task: VideoTask) -> dict | Skip:
+  """The parent's half of a task whose flow backend is not OpenCV: TV-L1 of the grey frames the
+  worker left (``process_task``), quantised and JPEG-encoded as the worker does it."""
+  try:
+    fields = flow_lib.extract(example.pop(GREY_FRAMES), task.flow, task.warped_flow, task.flow_backend,
+                              task.display_name)
+  except ValueError as e:
+    return Skip(str(e))
+  for stream, q in fields.items():
+    for i, c in enumerate("xy"):
+      example[f"{stream}_{c}"] = encode_jpeg(q[..., i:i + 1], task.jpeg_quality)
+  return example
+
+
 def process_task(task: VideoTask) -> dict | Skip:
   """Decodes, resizes and JPEG-encodes one video; never raises (bad input -> Skip).
 
@@ -179,10 +197,14 @@ def process_task(task: VideoTask) -> dict | Skip:
       frames, fps = load_frames(task.source, task.short_side), float(task.fps or 0.0)
     else:
       raise ValueError(f"unknown task kind {task.kind!r}")
-    flow = flow_lib.extract(frames, task.flow, task.warped_flow) if task.flow else None
+    in_worker = task.flow and task.flow_backend == "opencv"
+    flow = (flow_lib.extract(frames, task.flow, task.warped_flow, "opencv", task.display_name)
+            if in_worker else None)
     example = features_lib.make_example(frames, task.label, task.video_id, fps, flow)
     for key in ["video"] + [f"{s}_{c}" for s in (flow or {}) for c in "xy"]:
       example[key] = encode_jpeg(example[key], task.jpeg_quality)
+    if task.flow and not in_worker:
+      example[GREY_FRAMES] = flow_lib.grey(frames)
     return example
   except BadVideo as e:
     return Skip(str(e))
