@@ -508,7 +508,8 @@ class Difficulty:
 class SyntheticActionsConfig(tfds.core.BuilderConfig):
   """Resolution (square frames), video length range, split sizes, seed, optical flow (``flow``
   algorithm, "" = none, and ``warped_flow``; ``vidrec.data.flow``) and ``hard``: None renders the
-  12-class scenes of this module, a ``Difficulty`` the 24-class scenes of ``synthetic_hard``."""
+  12-class scenes of this module, a ``Difficulty`` the 24-class scenes of ``synthetic_hard``;
+  ``flow_backend``: the TV-L1 (``flow.BACKENDS``; OpenCV in the workers, others in the parent)."""
   resolution: int = 64
   min_frames: int = 20
   max_frames: int = 60
@@ -517,6 +518,7 @@ class SyntheticActionsConfig(tfds.core.BuilderConfig):
   seed: int = 0
   flow: str = ""
   warped_flow: bool = False
+  flow_backend: str = "opencv"
   hard: Difficulty | None = None
 
 
@@ -535,6 +537,10 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
       SyntheticActionsConfig(name="flow", description="32px, 16-20 frames, 240/72 videos, TV-L1 flow and "
                              "warped flow (ATW's three streams on a CPU).", resolution=32, min_frames=16,
                              max_frames=20, num_train=240, num_test=72, seed=0, flow="tvl1", warped_flow=True),
+      SyntheticActionsConfig(name="flow_jax", description="flow with the TV-L1 of the jax backend "
+                             "(vidrec.data.flow_jax).", resolution=32, min_frames=16, max_frames=20,
+                             num_train=240, num_test=72, seed=0, flow="tvl1", warped_flow=True,
+                             flow_backend="jax"),
       SyntheticActionsConfig(name="hard", description="48px, 20-48 frames, 1680/480 videos, 24 "
                              "classes, camera motion, small actor among "
                              "distractors doing other classes' motions, occluders (synthetic_hard).",
@@ -558,8 +564,8 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
                                              features_lib.flow_streams(
             self.builder_config.flow, self.builder_config.warped_flow)),
         supervised_keys=("video", "label"),
-        metadata=(tfds.core.MetadataDict(flow=flow_lib.metadata(self.builder_config.flow,
-                                                                self.builder_config.warped_flow))
+        metadata=(tfds.core.MetadataDict(flow=flow_lib.metadata(
+            self.builder_config.flow, self.builder_config.warped_flow, self.builder_config.flow_backend))
                   if self.builder_config.flow else None),
     )
 
@@ -578,7 +584,7 @@ class SyntheticActions(tfds.core.GeneratorBasedBuilder):
         flow_lib.require_cv2()
       make = functools.partial(generate_example, cfg, split)
       for i, example in ordered_parallel_map(make, range(num_videos), os.cpu_count() or 1, _died):
-        yield f"{split}_{i:06d}", example
+        yield f"{split}_{i:06d}", _parent_flow(cfg, example)
       return
     for i in range(num_videos):
       yield f"{split}_{i:06d}", generate_example(cfg, split, i)
@@ -618,5 +624,16 @@ def generate_example(cfg: SyntheticActionsConfig, split: str, index: int) -> dic
   label = index % len(class_names(cfg))
   num_frames = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
   video = render_class(cfg, label, rng, num_frames)
-  flow = flow_lib.extract(video, cfg.flow, cfg.warped_flow) if cfg.flow else None
+  flow = (flow_lib.extract(video, cfg.flow, cfg.warped_flow, "opencv", f"{split}_{index:06d}")
+          if cfg.flow and cfg.flow_backend == "opencv" else None)
   return features_lib.make_example(video, label, f"{split}_{index:06d}", FPS, flow)
+
+
+def _parent_flow(cfg: SyntheticActionsConfig, example: dict) -> dict:
+  """``example`` with the flow of a backend other than OpenCV, computed here in the parent (JAX
+  stays out of the forked workers)."""
+  if not cfg.flow or cfg.flow_backend == "opencv":
+    return example
+  fields = flow_lib.extract(example["video"], cfg.flow, cfg.warped_flow, cfg.flow_backend,
+                            example["video_id"])
+  return features_lib.make_example(example["video"], example["label"], example["video_id"], FPS, fields)
