@@ -145,3 +145,17 @@ def test_bad_input_names_the_video():
     flow.extract(np.zeros((3, 16, 16, 3), np.uint8), backend="cuda")
   with pytest.raises(ValueError, match="same shape"):
     flow.tvl1_pairs(np.zeros((2, 16, 16), np.uint8), np.zeros((2, 16, 17), np.uint8), "jax")
+
+
+def test_synthetic_flow_jax_config_matches_opencvs():
+  from vidrec.data import synthetic  # pylint: disable=g-import-not-at-top
+  cfgs = {b: synthetic.SyntheticActionsConfig(name=b, resolution=16, min_frames=3, max_frames=3, flow="tvl1",
+                                               warped_flow=True, flow_backend=b) for b in ("opencv", "jax")}
+  # The jax config's workers leave the flow to the parent (JAX stays out of forked processes).
+  worker = synthetic.generate_example(cfgs["jax"], "train", 1)
+  assert "flow_x" not in worker
+  examples = {b: synthetic._parent_flow(c, synthetic.generate_example(c, "train", 1)) for b, c in cfgs.items()}
+  for key in ("flow_x", "flow_y", "warped_flow_x", "warped_flow_y"):
+    a, b = (examples[k][key].astype(np.float32) for k in ("jax", "opencv"))
+    chex.assert_shape(a, (2, 16, 16, 1))
+    assert np.abs(a - b).mean() < 0.5      # quantised: 0.16 px per level
