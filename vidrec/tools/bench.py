@@ -9,9 +9,11 @@ convolution path (``vidrec.models.layers.conv3d_impl``). Numbers are measured he
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import time
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -36,7 +38,7 @@ def _timed(fn, steps: int) -> float:
   return (time.perf_counter() - t) / steps
 
 
-def _native_flops(fn, *args) -> float | None:
+def native_flops(fn, *args) -> float | None:
   """XLA's FLOP count of ``fn(*args)`` traced with native convolutions (lowered, not compiled). A fresh
   function, so that jit's trace cache cannot hand back a trace of ``fn`` made with another conv path."""
   with layers.using_conv_impl("native"):
@@ -45,32 +47,52 @@ def _native_flops(fn, *args) -> float | None:
   return float(cost["flops"]) if cost and "flops" in cost else None
 
 
-def run(config, steps: int, input_batches: int) -> dict:
-  s = trainer.setup(config)
-  repl, sharded = parallel.replicated(s.mesh), parallel.data_sharded(s.mesh)
-  ts = jax.jit(lambda r: trainer.init_state(s.model, s.tx, config, r), out_shardings=repl)(jax.random.key(0))
-  batch_size = config.batch_size
+@dataclasses.dataclass
+class TrainStep:
+  """A compiled train step with its state and one random batch (``train_step``)."""
+  state: trainer.TrainState
+  batch: dict
+  fn: Callable              # the uncompiled step, (state, batch) -> (state, metrics)
+  compiled: Any             # jax's Compiled: cost_analysis(), memory_analysis()
+  compile_s: float
+
+  def seconds(self, steps: int) -> float:
+    """Seconds per step over ``steps`` steps after one warm-up (the state advances)."""
+    def once():
+      self.state, m = self.compiled(self.state, self.batch)
+      jax.block_until_ready(m["loss"])
+    return _timed(once, steps)
+
+
+def train_step(config, model, tx, schedule, num_classes: int, mesh, batch_size: int) -> TrainStep:
+  """Initial state, a random batch of ``batch_size`` clips and the compiled, state-donating train step of
+  ``config`` on ``mesh`` (the trainer's step: loss, memory levers, on-device input normalisation)."""
+  repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
+  ts = jax.jit(lambda r: trainer.init_state(model, tx, config, r), out_shardings=repl)(jax.random.key(0))
   rng = np.random.default_rng(0)
   batch = {"video": rng.standard_normal(trainer.input_shape(config, batch_size)).astype(np.float32),
-           "label": rng.integers(0, s.num_classes, batch_size).astype(np.int32)}
+           "label": rng.integers(0, num_classes, batch_size).astype(np.int32)}
   batch = jax.device_put(batch, sharded)
-  step_fn = trainer.make_train_step(s.model, s.tx, losses.LOSSES.get(config.loss.name), config.loss,
-                                    s.schedule, jax.random.key(1), config, s.mesh)
-  train_flops = _native_flops(step_fn, ts, batch)
-  step = jax.jit(step_fn, in_shardings=(repl, sharded), out_shardings=(repl, repl), donate_argnums=0)
-  compiled_step = step.lower(ts, batch).compile()
-  state = {"ts": ts}
+  step_fn = trainer.make_train_step(model, tx, losses.LOSSES.get(config.loss.name), config.loss,
+                                    schedule, jax.random.key(1), config, mesh)
+  t = time.perf_counter()
+  compiled = jax.jit(step_fn, in_shardings=(repl, sharded), out_shardings=(repl, repl),
+                     donate_argnums=0).lower(ts, batch).compile()
+  return TrainStep(ts, batch, step_fn, compiled, time.perf_counter() - t)
 
-  def train_once():
-    state["ts"], m = compiled_step(state["ts"], batch)
-    jax.block_until_ready(m["loss"])
 
-  train_sec = _timed(train_once, steps)
+def run(config, steps: int, input_batches: int) -> dict:
+  s = trainer.setup(config)
+  batch_size = config.batch_size
+  step = train_step(config, s.model, s.tx, s.schedule, s.num_classes, s.mesh, batch_size)
+  batch = step.batch
+  train_flops = native_flops(step.fn, step.state, batch)
+  train_sec = step.seconds(steps)
   forward_fn = lambda v, x: s.model.apply(v, x, train=False)["logits"]
   forward = jax.jit(forward_fn)
-  variables = trainer.variables_of(state["ts"])
+  variables = trainer.variables_of(step.state)
   compiled_fwd = forward.lower(variables, batch["video"]).compile()
-  fwd_flops = _native_flops(forward_fn, variables, batch["video"])
+  fwd_flops = native_flops(forward_fn, variables, batch["video"])
   eval_sec = _timed(lambda: jax.block_until_ready(compiled_fwd(variables, batch["video"])), steps)
 
   source = pipeline.VideoSource(s.builder, config.dataset.train_split)
