@@ -69,7 +69,7 @@ def test_forward_gradient_and_divergence_are_adjoint():
   ux, uy = fj.forward_gradient(u)
   np.testing.assert_allclose(ux, np.pad(np.diff(u, axis=1), ((0, 0), (0, 1))))
   np.testing.assert_allclose(uy[-1], 0.0)
-  # <grad u, p> = -<u, div p> (IPOL eqs. 13-14) for p as the dual step leaves it: zero where the
+  # <grad u, p> = -<u, div p> for p as the dual step leaves it: zero where the
   # forward gradient is (last column of p1, last row of p2).
   p1, p2 = p1.at[:, -1].set(0.0), p2.at[-1].set(0.0)
   np.testing.assert_allclose(jnp.sum(ux * p1 + uy * p2), -jnp.sum(u * fj.divergence(p1, p2)), rtol=1e-4)

@@ -3,12 +3,12 @@
 The model (Zach, Pock & Bischof 2007; Sánchez, Meinhardt-Llopis & Facciolo, IPOL 2013, whose code
 OpenCV's ``optflow/src/tvl1flow.cpp`` is) minimises, per pyramid level and warp around u0,
 
-  E(u, v) = sum |grad u1| + |grad u2| + 1/(2 theta) |u - v|^2 + lambda |rho(v)|,          (IPOL eq. 4)
-  rho(v) = I1(x + u0) + grad I1(x + u0) . (v - u0) - I0(x)                                  (eq. 3)
+  E(u, v) = sum |grad u1| + |grad u2| + 1/(2 theta) |u - v|^2 + lambda |rho(v)|,   (docs/flow.md eq. 3)
+  rho(v) = I1(x + u0) + grad I1(x + u0) . (v - u0) - I0(x)                           (eq. 2)
 
-by alternating the pointwise threshold step for v (eq. 9 / ``estimateV``), u = v + theta div p
-(eq. 10 / ``estimateU``) and the dual step p <- (p + tau/theta grad u) / (1 + tau/theta |grad u|)
-(eq. 11 / ``estimateDualVariables``). Every choice follows OpenCV's CPU code (``docs/flow.md``):
+by alternating the pointwise threshold step for v (eq. 4, ``estimateV``), u = v + theta div p
+(eq. 5, ``estimateU``) and the dual step p <- (p + tau/theta grad u) / (1 + tau/theta |grad u|)
+(eq. 6, ``estimateDualVariables``). Every choice follows OpenCV's CPU code (``docs/flow.md``):
 images in 0..255 (float input is taken as 0..1 and scaled by 255, as ``calc`` does), a pyramid of
 bilinear ``resize`` by ``scaleStep`` (no pre-smoothing) that stops before a side under 16 px, p reset
 per level, bicubic ``remap`` (A = -0.75, zero outside) of I1 and its
@@ -95,19 +95,19 @@ def centered_gradient(img: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def forward_gradient(u: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Forward differences, zero on the last column (x) / row (y) (``forwardGradient``, IPOL eq. 13)."""
+  """Forward differences, zero on the last column (x) / row (y) (``forwardGradient``)."""
   return (jnp.pad(u[:, 1:] - u[:, :-1], ((0, 0), (0, 1))),
           jnp.pad(u[1:] - u[:-1], ((0, 1), (0, 0))))
 
 
 def divergence(p1: jax.Array, p2: jax.Array) -> jax.Array:
   """Backward differences with p = 0 before the first row / column: minus the adjoint of
-  ``forward_gradient`` (``divergence``, IPOL eq. 14)."""
+  ``forward_gradient`` (``divergence``)."""
   return jnp.diff(p1, axis=1, prepend=0.0) + jnp.diff(p2, axis=0, prepend=0.0)
 
 
 def threshold(u1, u2, i1wx, i1wy, grad, rho_c, l_t: float):
-  """The thresholding step v = u + TH(rho) (IPOL eq. 9, ``estimateV``); ``l_t`` = lambda theta."""
+  """The thresholding step v = u + TH(rho) (docs/flow.md eq. 4, ``estimateV``); ``l_t`` = lambda theta."""
   rho = rho_c + i1wx * u1 + i1wy * u2
   safe = jnp.where(grad > np.finfo(np.float32).eps, grad, 1.0)
   step = jnp.where(rho < -l_t * grad, l_t,
