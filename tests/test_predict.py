@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -88,3 +89,41 @@ def test_command_line_exit_codes_json_and_videos_per_second(trained_run, tmp_pat
                            cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert missing.returncode == 2 and "Traceback" not in missing.stderr
   assert "does not exist" in " ".join(missing.stderr.split())
+
+
+def test_flow_streams_are_computed_from_the_file(tmp_path):
+  """A flow model's views: TV-L1 of the decoded file (``flow.extract``) at the test segments, x/y fields
+  interleaved per snippet, centre crop (resize = the stored size, so the crop is a plain slice)."""
+  from vidrec.config import base_config  # pylint: disable=g-import-not-at-top
+  from vidrec.data import flow, samplers  # pylint: disable=g-import-not-at-top
+  from vidrec.data.builders import decode  # pylint: disable=g-import-not-at-top
+  path = str(fx.write_video(tmp_path / "clip.avi", n_frames=9))
+  cfg = base_config()
+  cfg.input.update(modality="flow", sampler="segments", num_segments=3, frames_per_segment=2, resize=(32,),
+                   crop=24, test_spatial="center")
+  p = types.SimpleNamespace(config=cfg, short_side=32, flow_algorithm="tvl1",
+                            views_fn=predict.views_function(cfg.input))
+  views = predict.file_views(path, p)
+  fields = flow.extract(decode.decode_video(path, 32)[0], "tvl1")["flow"]            # [8, 32, 40, 2]
+  first = samplers.segments(len(fields), 3, None, 2)[::2]                               # each snippet's start
+  want = np.stack([np.concatenate([fields[t], fields[t + 1]], -1)[4:28, 8:32] for t in first])
+  assert views.shape == (1, 3, 24, 24, 4)
+  np.testing.assert_array_equal(views[0], want)
+
+
+def test_explain_draws_the_papers_figure(tmp_path):
+  """--explain on an SGN: the alpha maps of its SGB over the first view, one PNG per file."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from vidrec.config import base_config  # pylint: disable=g-import-not-at-top
+  from vidrec.models import build_model  # pylint: disable=g-import-not-at-top
+  cfg = base_config()
+  cfg.model.update(name="sgn", width=4, num_stages=2, sgm="M", sgm_blocks=("2b",))
+  model = build_model(cfg.model, 3)
+  view = fx.make_frames(4, 0, 24, 24)
+  variables = model.init(jax.random.key(0), view[None].astype(np.float32), train=False)
+  p = types.SimpleNamespace(config=cfg, model=model, variables=variables, heads=("logits",),
+                            class_names=["a", "b", "c"])
+  result = predict.Result("x/clip.mp4", scores={"logits": np.array([0.2, 0.7, 0.1])}, first_view=view)
+  explain.check(cfg)
+  paths = list(explain.write(p, [result], str(tmp_path / "explain")))
+  assert paths == [str(tmp_path / "explain" / "0000_clip.png")] and os.path.getsize(paths[0]) > 1000

@@ -103,14 +103,19 @@ def load(config: ml_collections.ConfigDict, workdir: str, step: int | None = Non
   parallel.check_batch_size(config.eval.batch_size)
   variables = trainer.variables_of(ts)
   heads = evaluate.eval_heads(config, s.model, variables)
-  modality = modalities.get(config.input, s.builder.info.features)
-  frames_spec = tf.TensorSpec([None, None, None, modality.channels(config.input)], tf.uint8)
-  views_fn = tf.function(lambda frames, n: pipeline.test_views(frames, n, config.input),
-                         input_signature=[frames_spec, tf.TensorSpec([], tf.int32)])
+  modalities.get(config.input, s.builder.info.features)     # the model's streams are the dataset's
   flow = ((s.builder.info.metadata or {}).get("flow") or {}).get("algorithm", "")
   return Predictor(config, s.model, s.mesh, variables, heads, list(class_names), int(ts.step),
                    stored_short_side(s.builder), flow, evaluate.view_outputs_fn(s.model, config, heads),
-                   views_fn)
+                   views_function(config.input))
+
+
+def views_function(cfg: ml_collections.ConfigDict) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+  """``pipeline.test_views`` for ``input`` config ``cfg`` as one traced TF function (frames of any size
+  and length, the number of clips)."""
+  frames = tf.TensorSpec([None, None, None, modalities.get(cfg).channels(cfg)], tf.uint8)
+  return tf.function(lambda f, n: pipeline.test_views(f, n, cfg),
+                     input_signature=[frames, tf.TensorSpec([], tf.int32)])
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[str]:
