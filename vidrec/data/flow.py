@@ -184,13 +184,9 @@ def warped_tvl1(prev_gray: np.ndarray, next_gray: np.ndarray, flow: np.ndarray) 
   return tvl1(prev_gray, warp_back(prev_gray, next_gray, flow))
 
 
-def extract(frames: np.ndarray, algorithm: str = "tvl1", warped: bool = False, backend: str = "opencv",
-            name: str = "video") -> dict[str, np.ndarray]:
-  """uint8 [T, H, W, 3] RGB (or [T, H, W] grey) frames of video ``name`` -> {"flow": uint8 [T - 1, H,
-  W, 2]} (+ "warped_flow"); field t: frame t -> t+1, all T - 1 pairs in one ``backend`` call."""
-  if algorithm not in ALGORITHMS:
-    raise ValueError(f"flow algorithm {algorithm!r} unknown; use one of {ALGORITHMS}")
-  check_backend(backend)
+def checked_grey(frames: np.ndarray, name: str = "video") -> np.ndarray:
+  """uint8 [T, H, W, 3] RGB (or [T, H, W] grey) frames of video ``name`` -> grey [T, H, W]; a
+  ValueError naming the video where they cannot have a flow."""
   if not (frames.ndim == 3 or frames.ndim == 4 and frames.shape[-1] == 3):
     raise ValueError(f"{name}: flow needs RGB frames [T, H, W, 3] or grey [T, H, W], got {frames.shape}")
   if len(frames) < 2:
@@ -198,11 +194,33 @@ def extract(frames: np.ndarray, algorithm: str = "tvl1", warped: bool = False, b
   if min(frames.shape[1:3]) < 3:
     raise ValueError(f"{name}: frames of {frames.shape[1]}x{frames.shape[2]} px are too small for "
                      "TV-L1 (3 px at least); prepare with a larger --short_side")
-  g = grey(frames) if frames.ndim == 4 else frames
-  prev, nxt = g[:-1], g[1:]
-  fields = tvl1_pairs(prev, nxt, backend)
-  out = {"flow": quantize(fields)}
-  if warped:
-    back = np.stack([warp_back(a, b, f) for a, b, f in zip(prev, nxt, fields)])
-    out["warped_flow"] = quantize(tvl1_pairs(prev, back, backend))
+  return grey(frames) if frames.ndim == 4 else frames
+
+
+def extract_many(greys: list[np.ndarray], algorithm: str = "tvl1", warped: bool = False,
+                 backend: str = "opencv") -> list[dict[str, np.ndarray]]:
+  """``extract`` of several videos' ``checked_grey`` frames, the pairs of all videos of one frame size
+  in one ``backend`` call (so a batched backend fills its batches across short videos)."""
+  if algorithm not in ALGORITHMS:
+    raise ValueError(f"flow algorithm {algorithm!r} unknown; use one of {ALGORITHMS}")
+  check_backend(backend)
+  out: list[dict[str, np.ndarray]] = [{} for _ in greys]
+  for shape in {g.shape[1:] for g in greys}:
+    idx = [i for i, g in enumerate(greys) if g.shape[1:] == shape]
+    prev, nxt = (np.concatenate([greys[i][sl] for i in idx]) for sl in (np.s_[:-1], np.s_[1:]))
+    fields = {"flow": tvl1_pairs(prev, nxt, backend)}
+    if warped:
+      back = np.stack([warp_back(a, b, f) for a, b, f in zip(prev, nxt, fields["flow"])])
+      fields["warped_flow"] = tvl1_pairs(prev, back, backend)
+    ends = np.cumsum([len(greys[i]) - 1 for i in idx])[:-1]
+    for stream, f in fields.items():
+      for i, part in zip(idx, np.split(quantize(f), ends)):
+        out[i][stream] = part
   return out
+
+
+def extract(frames: np.ndarray, algorithm: str = "tvl1", warped: bool = False, backend: str = "opencv",
+            name: str = "video") -> dict[str, np.ndarray]:
+  """uint8 [T, H, W, 3] RGB (or [T, H, W] grey) frames of video ``name`` -> {"flow": uint8 [T - 1, H,
+  W, 2]} (+ "warped_flow"); field t: frame t -> t+1, all T - 1 pairs in one ``backend`` call."""
+  return extract_many([checked_grey(frames, name)], algorithm, warped, backend)[0]

@@ -45,12 +45,20 @@ def layout_error(dataset: str, problem: str, instructions: str) -> DataLayoutErr
   return DataLayoutError(f"{dataset}: {problem}\n\n{instructions.strip()}\n")
 
 
-def _parent_flow(task: VideoTask, result: dict | Skip) -> dict | Skip:
-  """A worker's result with the flow its backend computes here, in the parent (``decode.add_flow``:
-  JAX runs in one process, batched, while the workers decode)."""
-  if isinstance(result, Skip) or GREY_FRAMES not in result:
-    return result
-  return add_flow(result, task)
+def _parent_flow(items: Iterable[tuple[VideoTask, dict | Skip]], pairs: int = 4 * flow_lib.JAX_BATCH
+                 ) -> Iterator[tuple[VideoTask, dict | Skip]]:
+  """``items`` in order, with the flow that their backend computes here, in the parent
+  (``decode.add_flow``: JAX runs in one process while the workers decode), for about ``pairs`` pairs
+  of consecutive videos at a time."""
+  buffer, count = [], 0
+  for task, result in items:
+    buffer.append((task, result))
+    if not isinstance(result, Skip) and GREY_FRAMES in result:
+      count += len(result[GREY_FRAMES]) - 1
+    if count >= pairs:
+      yield from add_flow(buffer)
+      buffer, count = [], 0
+  yield from add_flow(buffer)
 
 
 def _progress(iterable: Iterable[_T], total: int | None, desc: str) -> Iterable[_T]:
@@ -312,7 +320,7 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     n = 0
     for task in tasks:
       n += 1
-      result = _parent_flow(task, process_task(task))
+      (_, result), = add_flow([(task, process_task(task))])
       if not isinstance(result, Skip):
         return (task, result), n
       self._skip(split, task.display_name, result.reason)
@@ -324,8 +332,7 @@ class VideoBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     results = itertools.chain(
         [first], ordered_parallel_map(process_task, tasks, self._workers, on_crash))
     seen: set[str] = set()
-    for task, result in _progress(results, total, f"{self.name}/{split}"):
-      result = _parent_flow(task, result)
+    for task, result in _progress(_parent_flow(results), total, f"{self.name}/{split}"):
       if isinstance(result, Skip):
         self._skip(split, task.display_name, result.reason)
         continue

@@ -169,18 +169,27 @@ def encode_jpeg(frames: np.ndarray, quality: int) -> list[bytes]:
 GREY_FRAMES = "_grey_frames"   # what a worker leaves the parent's batched flow backend (add_flow)
 
 
-def add_flow(example: dict, task: VideoTask) -> dict | Skip:
-  """The parent's half of a task whose flow backend is not OpenCV: TV-L1 of the grey frames the
-  worker left (``process_task``), quantised and JPEG-encoded as the worker does it."""
-  try:
-    fields = flow_lib.extract(example.pop(GREY_FRAMES), task.flow, task.warped_flow, task.flow_backend,
-                              task.display_name)
-  except ValueError as e:
-    return Skip(str(e))
-  for stream, q in fields.items():
-    for i, c in enumerate("xy"):
-      example[f"{stream}_{c}"] = encode_jpeg(q[..., i:i + 1], task.jpeg_quality)
-  return example
+def add_flow(items: list[tuple[VideoTask, dict | Skip]]) -> list[tuple[VideoTask, dict | Skip]]:
+  """The parent's half of the tasks whose flow backend is not OpenCV: TV-L1 of the grey frames their
+  workers left (``process_task``), all videos' pairs in shared batches, quantised and JPEG-encoded as
+  a worker does it; other items pass through."""
+  items = list(items)
+  todo = []
+  for k, (task, result) in enumerate(items):
+    if not isinstance(result, Skip) and GREY_FRAMES in result:
+      try:
+        todo.append((k, flow_lib.checked_grey(result.pop(GREY_FRAMES), task.display_name)))
+      except ValueError as e:
+        items[k] = (task, Skip(str(e)))
+  if todo:
+    task = items[todo[0][0]][0]
+    fields = flow_lib.extract_many([g for _, g in todo], task.flow, task.warped_flow, task.flow_backend)
+    for (k, _), streams in zip(todo, fields):
+      example = items[k][1]
+      for stream, q in streams.items():
+        for i, c in enumerate("xy"):
+          example[f"{stream}_{c}"] = encode_jpeg(q[..., i:i + 1], items[k][0].jpeg_quality)
+  return items
 
 
 def process_task(task: VideoTask) -> dict | Skip:
