@@ -61,3 +61,24 @@ def test_a_pattern_matching_nothing_is_a_user_error():
   tx, _ = optim.make_optimizer(_cfg(frozen="vgg/*,backbone/*"), 10)
   with pytest.raises(UserError, match="backbone"):
     tx.init(_params())
+
+
+def test_zero_frozen_zeroes_frozen_gradients_and_xla_drops_their_backward_pass():
+  rng = np.random.default_rng(0)
+  params = {"vgg": {"kernel": jnp.asarray(rng.standard_normal((64, 64)), jnp.float32)},
+            "fc": {"kernel": jnp.asarray(rng.standard_normal((64, 10)), jnp.float32)}}
+  x = jnp.asarray(rng.standard_normal((256, 64)), jnp.float32)
+
+  def loss(p):
+    return jnp.sum(jnp.tanh(x @ p["vgg"]["kernel"]) @ p["fc"]["kernel"])
+
+  def flops(patterns):
+    fn = jax.jit(lambda p: optax.global_norm(optim.zero_frozen(jax.grad(loss)(p), patterns)))
+    cost = fn.lower(params).compile().cost_analysis()
+    return float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
+
+  grads = optim.zero_frozen(jax.grad(loss)(params), ("vgg/*",))
+  np.testing.assert_array_equal(grads["vgg"]["kernel"], 0.0)
+  np.testing.assert_allclose(grads["fc"]["kernel"], jax.grad(loss)(params)["fc"]["kernel"])
+  # The frozen kernel's gradient x^T @ dh (2 * 256 * 64 * 64 FLOPs) is no longer computed.
+  assert flops(()) - flops(("vgg/*",)) >= 2 * 256 * 64 * 64

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -76,6 +77,18 @@ def frozen_labels(patterns: tuple[str, ...]) -> Callable[[Any], Any]:
     return param_paths.unflatten(
         {k: "frozen" if param_paths.matches(k, patterns) else "train" for k in flat})
   return labels
+
+
+def zero_frozen(grads: Any, patterns: tuple[str, ...]) -> Any:
+  """``grads`` with the leaves matching ``patterns`` (``optimizer.frozen``) replaced by zeros.
+
+  Their optimizer gets ``set_to_zero`` anyway; zeroing them in the step as well leaves their backward
+  pass unread, so XLA removes it (below a frozen bottom such as U2S's stage-2 Res2D, all of it) and the
+  logged gradient norm is that of the trained parameters."""
+  if not patterns:
+    return grads
+  return jax.tree.map(lambda g, label: jnp.zeros_like(g) if label == "frozen" else g, grads,
+                      frozen_labels(patterns)(grads))
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict,

@@ -20,8 +20,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from vidrec import config as config_lib
-from vidrec import (fs, init_from, losses, memory, metrics, optim, parallel, preemption, profiling, recovery,
-                    run_record)
+from vidrec import (fs, init_from, losses, memory, metrics, optim, parallel, param_paths, preemption, profiling,
+                    recovery, run_record)
 from vidrec.data import datasets, modalities, pipeline
 from vidrec.errors import UserError
 from vidrec.models import build_model
@@ -93,14 +93,17 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
       return losses.total_loss(terms), (terms, outputs["logits"], dict(new_state))
     return jax.value_and_grad(objective, has_aux=True)(params)
 
+  frozen = ()
   if config is not None:
     grad_fn = memory.gradient_fn(grad_fn, config, mesh)
+    frozen = param_paths.parse_patterns(config.optimizer.get("frozen"))
 
   def step(ts: TrainState, batch: dict) -> tuple[TrainState, dict]:
     if config is not None:
       batch = {**batch, "video": modalities.model_input(batch["video"], config.input)}
     rng = jax.random.fold_in(base_rng, ts.step)
     (loss, (terms, logits, new_state)), grads = grad_fn(ts.params, ts.model_state, batch, rng)
+    grads = optim.zero_frozen(grads, frozen)
     updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
     ts = ts.replace(step=ts.step + 1, params=optax.apply_updates(ts.params, updates),
                     model_state=new_state, opt_state=opt_state)
