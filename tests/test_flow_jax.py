@@ -145,6 +145,8 @@ def test_bad_input_names_the_video():
     flow.extract(np.zeros((3, 16, 16, 3), np.uint8), backend="cuda")
   with pytest.raises(ValueError, match="same shape"):
     flow.tvl1_pairs(np.zeros((2, 16, 16), np.uint8), np.zeros((2, 16, 17), np.uint8), "jax")
+  with pytest.raises(ValueError, match="one shape"):
+    fj.tvl1(np.zeros((2, 16, 16), np.uint8), np.zeros((2, 16, 17), np.uint8))
 
 
 def test_synthetic_flow_jax_config_matches_opencvs():

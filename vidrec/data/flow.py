@@ -31,6 +31,7 @@ TVL1_PARAMS = {"tau": 0.25, "lambda_": 0.15, "theta": 0.3, "nscales": 5, "warps"
                "medianFiltering": 5, "useInitialFlow": False}
 # denseflow keeps the homography only with enough support; otherwise the identity (no compensation).
 MIN_MATCHES, MIN_INLIERS, RANSAC_THRESHOLD = 50, 25, 1.0
+MIN_SIDE = 3     # TV-L1's finite-difference stencils need 3 px
 JAX_BATCH = 16   # pairs per jit call of the jax backend (a short batch is padded with blank pairs)
 
 
@@ -191,9 +192,9 @@ def checked_grey(frames: np.ndarray, name: str = "video") -> np.ndarray:
     raise ValueError(f"{name}: flow needs RGB frames [T, H, W, 3] or grey [T, H, W], got {frames.shape}")
   if len(frames) < 2:
     raise ValueError(f"{name}: optical flow needs at least 2 frames, got {len(frames)}")
-  if min(frames.shape[1:3]) < 3:
+  if min(frames.shape[1:3]) < MIN_SIDE:
     raise ValueError(f"{name}: frames of {frames.shape[1]}x{frames.shape[2]} px are too small for "
-                     "TV-L1 (3 px at least); prepare with a larger --short_side")
+                     f"TV-L1 ({MIN_SIDE} px at least); prepare with a larger --short_side")
   return grey(frames) if frames.ndim == 4 else frames
 
 

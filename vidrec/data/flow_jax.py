@@ -29,7 +29,6 @@ import numpy as np
 from vidrec.data import flow as flow_lib
 
 MIN_LEVEL_SIDE = 16    # OpenCV stops the pyramid before a level with a side under 16 px
-MIN_SIDE = 3           # the finite-difference stencils need 3 px
 _CUBIC_A = -0.75       # OpenCV's bicubic kernel
 _HIGHEST = jax.lax.Precision.HIGHEST
 _P = flow_lib.TVL1_PARAMS
@@ -228,6 +227,9 @@ def _one_pair(i0: jax.Array, i1: jax.Array, params: Params) -> jax.Array:
 def tvl1(prev: jax.Array, nxt: jax.Array, params: Params = Params()) -> jax.Array:
   """TV-L1 flow of each pair: grey [B, H, W] (uint8, or float in 0..1 as OpenCV takes it) -> float32
   [B, H, W, 2] = (dx, dy), ``next(y + dy, x + dx) ~ prev(y, x)`` (``flow.tvl1``'s convention)."""
+  if prev.shape != nxt.shape or prev.ndim != 3 or min(prev.shape[1:]) < flow_lib.MIN_SIDE:
+    raise ValueError(f"TV-L1 needs prev and next of one shape [B, H, W], H, W >= {flow_lib.MIN_SIDE}; "
+                     f"got {prev.shape} and {nxt.shape}")
   scale = 1.0 if prev.dtype == jnp.uint8 else 255.0
   prev, nxt = (jnp.asarray(x, jnp.float32) * scale for x in (prev, nxt))
   return jax.vmap(functools.partial(_one_pair, params=params))(prev, nxt)
