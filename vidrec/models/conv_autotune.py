@@ -41,7 +41,7 @@ from vidrec.models import conv_onednn
 REPEATS = 3
 SCREEN = 1.5
 # Forward GFLOPs below which a shape is not measured. ResNet3D-18's 3x3x3 convolutions at 8 x 16 x 112^2
-# are 44-89 GFLOPs; the synthetic demo's (width 8, 16 x 8 x 40^2) at most 0.7.
+# are 5.5-89 GFLOPs; the largest of any model's :synthetic config (batch 16) 0.46 (docs/performance.md).
 MIN_MEASURED_GFLOPS = 2.0
 _CHOICES: dict[str, str] = {}
 
