@@ -104,9 +104,9 @@ def _tvl1_jax(prev: np.ndarray, nxt: np.ndarray, batch: int = JAX_BATCH) -> np.n
   prev, nxt = (np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) for x in (prev, nxt))
   sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(jax.devices()), ("b",)),
                                         jax.sharding.PartitionSpec("b"))
-  out = [np.asarray(flow_jax.tvl1(*(jax.device_put(x[i:i + batch], sharding) for x in (prev, nxt))))
-         for i in range(0, n + pad, batch)]
-  return np.concatenate(out)[:n]
+  out = [flow_jax.tvl1(*(jax.device_put(x[i:i + batch], sharding) for x in (prev, nxt)))
+         for i in range(0, n + pad, batch)]          # all batches dispatched before the first is read
+  return np.concatenate([np.asarray(o) for o in out])[:n]
 
 
 # The TV-L1 implementations, by name: uint8 [N, H, W] pairs -> float32 [N, H, W, 2].
