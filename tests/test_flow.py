@@ -181,3 +181,16 @@ def test_flow_pipeline_shapes_channels_and_errors(flow_folder, capsys):
   dense.modality = "flow"
   with pytest.raises(ValueError, match="segments"):
     modalities.get(dense)
+
+
+def test_extract_many_splits_shared_batches_per_video():
+  tex = _texture()
+  videos = [np.stack([tex[i:i + 16, i:i + 20] for i in range(n)]) for n in (3, 2)]
+  videos.insert(1, np.stack([tex[i:i + 18, 2 * i:2 * i + 18] for i in range(4)]))   # another size
+  many = flow.extract_many(videos, warped=True)
+  for video, out in zip(videos, many):
+    one = flow.extract(video, warped=True)
+    assert set(out) == set(one) == {"flow", "warped_flow"}
+    for stream in out:
+      np.testing.assert_array_equal(out[stream], one[stream])
+      assert out[stream].shape == (len(video) - 1,) + video.shape[1:] + (2,)
