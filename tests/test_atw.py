@@ -7,6 +7,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from vidrec import losses
 from vidrec.models import build_model
 from vidrec.models import atw, consensus
 
@@ -201,3 +202,43 @@ def test_configs_follow_sec_3_3():
   assert pos.model.consensus == "positional" and pos.input.num_test_segments == 78   # multiple of N = 3
   with pytest.raises(ValueError, match="one stream"):
     atw_config("rgb,flow", "ucf101", ("split1",))
+
+
+def test_attention_health_against_numpy():
+  """Eq. 2-3's diagnostics: fraction of energies rectified to 0, H(w) / ln T, videos with all e_i = 0."""
+  a = np.random.default_rng(0).normal(size=(3, 4, 5)).astype(np.float32)
+  a[2] = -np.abs(a[2])                                   # with w_att >= 0, b = 0: video 2 is all zero
+  w_att = np.abs(np.random.default_rng(1).normal(size=5)).astype(np.float32)
+  module = consensus.Attention(num_segments=4)
+  variables = {"params": {"kernel": jnp.asarray(w_att), "bias": jnp.float32(0.0)}}
+  (_, w), sown = module.apply(variables, a, mutable=[losses.METRICS])
+  e = np.maximum(a @ w_att, 0)
+  w_ref = np.exp(e) / np.exp(e).sum(1, keepdims=True)
+  want = {"metrics/zero_energy": np.mean(e == 0), "metrics/dead": 1 / 3,
+          "metrics/entropy": np.mean(-(w_ref * np.log(w_ref)).sum(1) / np.log(4))}
+  got = losses.sown_metrics(sown[losses.METRICS])
+  assert set(got) == set(want)
+  for k, v in want.items():
+    np.testing.assert_allclose(got[k], v, rtol=1e-5, err_msg=k)
+  np.testing.assert_allclose(w[2], 0.25)                # dead: exactly average consensus
+  assert module.apply(variables, a)[1].shape == (3, 4)  # evaluation: nothing sown, nothing returned
+
+
+def test_train_step_logs_attention_health_and_alerts_when_dead():
+  import optax
+  from vidrec import trainer
+  model = build_model(_tiny_cfg(), 5)
+  tx, schedule = optax.sgd(0.01), optax.constant_schedule(0.01)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 2, 16, 16, 3)))
+  assert losses.METRICS not in variables
+  ts = trainer.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
+                          model_state={k: v for k, v in variables.items() if k != "params"},
+                          opt_state=tx.init(variables["params"]))
+  batch = {"video": jax.random.normal(jax.random.key(1), (2, 2, 16, 16, 3)), "label": jnp.arange(2)}
+  _, m = jax.jit(trainer.make_train_step(model, tx, losses.LOSSES.get("classification"),
+                                         ml_collections.ConfigDict(), schedule, jax.random.key(2)))(ts, batch)
+  assert {"metrics/consensus/zero_energy", "metrics/consensus/entropy", "metrics/consensus/dead"} <= set(m)
+  assert "loss/ce" in m and not any(k.startswith("loss/metrics") for k in m)
+  assert 0.0 <= float(m["metrics/consensus/entropy"]) <= 1.0 + 1e-6
+  assert losses.alerts({"metrics/consensus/dead": 0.5}) == []
+  assert "average consensus" in losses.alerts({"metrics/consensus/dead": 1.0})[0]

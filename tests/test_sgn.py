@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from vidrec.errors import UserError
 from vidrec.models import build_model
 from vidrec.tools import fuse
 from vidrec.models import sgn as sgn_lib
@@ -124,6 +125,25 @@ def test_alpha_sums_to_one_or_has_mean_one(axis, sum_axes):
   np.testing.assert_allclose(np.asarray(mean_one.mean(axis=sum_axes)), 1.0, rtol=1e-5)
   k = 6 if axis == "channel" else 3 * 4 * 5
   np.testing.assert_allclose(np.asarray(mean_one), k * np.asarray(alpha), rtol=1e-5)
+
+
+@pytest.mark.parametrize("bound", [0.5, 1.0, 2.0])
+def test_gate_bound_against_numpy_and_its_gain_ceiling(bound):
+  """``gate_bound`` b: alpha = K softmax(b tanh(z / b)); so every gain ratio alpha_i / alpha_j is at most
+  e^(2b) and the peak gain K e^b / (e^b + (K - 1) e^-b) < e^(2b), whatever the size of z."""
+  z = 40.0 * jax.random.normal(jax.random.key(0), (2, 3, 4, 5, 6))        # far past saturation
+  alpha = np.asarray(sgn_lib.apply_gate(z, "mean_one_softmax", "channel", bound))
+  np.testing.assert_allclose(alpha, np_gate(bound * np.tanh(np.asarray(z) / bound), "mean_one_softmax",
+                                            "channel"), rtol=1e-5)
+  k = z.shape[-1]
+  assert alpha.max() <= k * np.exp(bound) / (np.exp(bound) + (k - 1) * np.exp(-bound)) * (1 + 1e-6)
+  assert (alpha.max(-1) / alpha.min(-1)).max() <= np.exp(2 * bound) * (1 + 1e-6)
+  np.testing.assert_allclose(alpha.mean(-1), 1.0, rtol=1e-5)              # still mean one
+  small = 1e-4 * z                                                        # ~z where |z| << b
+  np.testing.assert_allclose(sgn_lib.apply_gate(small, bound=bound), sgn_lib.apply_gate(small), rtol=1e-5)
+  np.testing.assert_array_equal(sgn_lib.bound_z(z, 0.0), z)               # 0: no bound
+  with pytest.raises(UserError, match="gate_bound"):
+    sgn_lib.bound_z(z, -1.0)
 
 
 # The convolutions a zero-initialised SGM starts at zero (the ones producing the gate's pre-activation).

@@ -66,6 +66,7 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, config: ml_co
   variables = model.init({"params": rng, "dropout": rng}, video, train=False,
                          labels=jnp.zeros((1,), jnp.int32))
   variables = flax.core.unfreeze(variables)
+  variables.pop(losses.METRICS, None)
   params = variables.pop("params")
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
                     opt_state=tx.init(params))
@@ -87,10 +88,12 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
     def objective(params):
       outputs, new_state = model.apply(
           {"params": params, **model_state}, batch["video"], train=True, labels=batch["label"],
-          rngs={"dropout": rng}, mutable=list(model_state))
+          rngs={"dropout": rng}, mutable=[*model_state, losses.METRICS])
+      new_state = dict(new_state)
+      sown = losses.sown_metrics(new_state.pop(losses.METRICS, {}))   # logged, not minimised
       outputs = jax.tree.map(_float32, outputs)       # low-precision compute, float32 loss
       terms = loss_fn(outputs, batch["label"], loss_cfg, params)
-      return losses.total_loss(terms), (terms, outputs["logits"], dict(new_state))
+      return losses.total_loss(terms), ({**terms, **sown}, outputs["logits"], new_state)
     return jax.value_and_grad(objective, has_aux=True)(params)
 
   frozen = ()
@@ -112,7 +115,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
            "top5": metrics.topk_correct(logits, batch["label"], 5).mean(),
            "grad_norm": optax.global_norm(grads),
            "finite": all_finite((loss, grads, ts))}     # popped by the loop, never logged
-    out.update({f"loss/{k}": v for k, v in terms.items()})
+    out.update({k if k.startswith(losses.METRICS) else f"loss/{k}": v for k, v in terms.items()})
     return ts, out
 
   return step
@@ -241,6 +244,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: 
         scalars.update(unreadable.counts())
         writer.write(done, scalars)
         writer.progress(done, scalars)
+        for alert in losses.alerts(scalars):
+          logging.warning(alert)
         history, t_log = [], time.time()
       if done % config.checkpoint_every_steps == 0 or done == config.num_train_steps or stop:
         _check_finite(pending)

@@ -74,7 +74,8 @@ def sgn_model(c: ml_collections.ConfigDict, sgm: str, sgm_blocks: str) -> None:
       "cross_layer_resample": "strided",
       "softmax_axis": "channel",       # channel (Caffe's default axis) | spacetime
       "gate": "mean_one_softmax",      # mean_one_softmax (K * softmax) | softmax (Eq. 9-13 as printed) | sigmoid
-      "sgm_init": "zero"})             # zero (alpha == 1 at init: each SGB starts as its block) | lecun
+      "sgm_init": "zero",              # zero (alpha == 1 at init: each SGB starts as its block) | lecun
+      "gate_bound": 0.0})              # b > 0: z -> b tanh(z / b) before the gate (0: none)
 
 
 def frame_model(c: ml_collections.ConfigDict, depth: int = 18) -> None:

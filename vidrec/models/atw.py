@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vidrec import losses
 from vidrec.models import MODELS, dtype_of
 from vidrec.models.consensus import CONSENSUS
 from vidrec.models.layers import Dtype
@@ -41,6 +42,17 @@ FC_INIT_STD = 0.001   # TSN's classifier initialisation
 # Partial BN's optimizer half (``config.optimizer.frozen``): the scale/offset of every BatchNorm but
 # conv1's, i.e. those inside the stages ``layer<s>_<i>`` (tsn-pytorch get_optim_policies drops them).
 PARTIAL_BN_FROZEN = "layer*/bn/*"
+
+
+@losses.ALERTS.register("metrics/consensus/dead")
+def _dead_attention(dead: float) -> str | None:
+  """Warns when every video of a log window had all snippet energies at 0 (``attention_health``)."""
+  if dead < 1.0:
+    return None
+  return ("ATW's attention is dead: every energy e_i = act(w_att . a_i + b) was 0 in every video since the "
+          "last log (Eq. 2 after the ReLU), so w is uniform and the model is average consensus "
+          "(docs/models/atw.md). Lower optimizer.lr, or set model.attention_init=one or "
+          "model.attention_activation=tanh.")
 
 
 def cross_modality_kernel(rgb_kernel: np.ndarray, in_channels: int) -> np.ndarray:

@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vidrec.losses import METRICS
 from vidrec.registry import Registry
 
 ACTIVATIONS: Registry[Callable[[jnp.ndarray], jnp.ndarray]] = Registry("model.attention_activation")
@@ -63,7 +64,20 @@ class Attention(Consensus):
   def __call__(self, a: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     e = self.weighted(a, "btc,c->bt", a.shape[-1])           # Eq. 2 (+ the rectifier of Sec. 3.2)
     w = jax.nn.softmax(e, axis=1)                             # Eq. 3
+    if not self.is_initializing():
+      for name, value in attention_health(e, w).items():
+        self.sow(METRICS, name, value)                        # logged in training (vidrec.losses)
     return jnp.einsum("bt,btc->bc", w, a), w                  # Eq. 4
+
+
+def attention_health(e: jnp.ndarray, w: jnp.ndarray) -> dict[str, jnp.ndarray]:
+  """Training diagnostics of Eq. 2-3 from energies ``e`` and weights ``w`` [B, T]: ``zero_energy``, the
+  fraction of e_i == 0 (a rectifier's dead units); ``entropy``, H(w) / ln T averaged over videos (1 =
+  uniform weights); ``dead``, the fraction of videos whose energies are all 0, for which the softmax is
+  uniform and the attention is exactly average consensus."""
+  entropy = -jnp.sum(w * jnp.log(jnp.maximum(w, 1e-30)), axis=1) / jnp.log(max(w.shape[1], 2))
+  return {"zero_energy": jnp.mean(e == 0), "entropy": jnp.mean(entropy),
+          "dead": jnp.mean(jnp.all(e == 0, axis=1))}
 
 
 class Average(Consensus):

@@ -108,10 +108,19 @@ def _check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
     raise UserError(f"config.model.{key}={value!r}: use one of {list(choices)}")
 
 
-def apply_gate(z: jnp.ndarray, gate: str = "mean_one_softmax", softmax_axis: str = "channel") -> jnp.ndarray:
-  """alpha from the SGM pre-activations ``z`` [N, T, H, W, C], computed in float32 (``GATES``)."""
+def bound_z(z: jnp.ndarray, bound: float) -> jnp.ndarray:
+  """``bound * tanh(z / bound)``: z squashed into (-bound, bound), ~z where |z| << bound (0: z as is)."""
+  if bound < 0:
+    raise UserError(f"config.model.gate_bound={bound}: use 0 (no bound) or a positive number such as 1")
+  return bound * jnp.tanh(z / bound) if bound else z
+
+
+def apply_gate(z: jnp.ndarray, gate: str = "mean_one_softmax", softmax_axis: str = "channel",
+               bound: float = 0.0) -> jnp.ndarray:
+  """alpha from the SGM pre-activations ``z`` [N, T, H, W, C] (bounded by ``bound_z``), computed in
+  float32 (``GATES``)."""
   _check_choice("softmax_axis", softmax_axis, SOFTMAX_AXES)
-  return GATES.get(gate)(z.astype(jnp.float32), SOFTMAX_AXES[softmax_axis])
+  return GATES.get(gate)(bound_z(z.astype(jnp.float32), bound), SOFTMAX_AXES[softmax_axis])
 
 
 class SGM(nn.Module):
@@ -209,6 +218,7 @@ class SGN(ResNet3D):
   softmax_axis: str = "channel"
   gate: str = "mean_one_softmax"
   sgm_init: str = "zero"
+  gate_bound: float = 0.0
 
   def gated_blocks(self) -> tuple[str, ...]:
     """All SGB block names, in network order (validates the configuration)."""
@@ -251,7 +261,7 @@ class SGN(ResNet3D):
               name=f"sgm{name}")(f)
     if z.shape != y.shape:
       raise ValueError(f"SGM alpha for block {name} has shape {z.shape}, block output {y.shape}")
-    alpha = apply_gate(z, self.gate, self.softmax_axis)
+    alpha = apply_gate(z, self.gate, self.softmax_axis, self.gate_bound)
     features[f"alpha/{name}"] = alpha
     return y * alpha.astype(y.dtype)
 
@@ -269,7 +279,7 @@ def sgn_kwargs(cfg: ml_collections.ConfigDict) -> dict:
               cross_layer_mode=cfg.get("cross_layer_mode", "learned"),
               cross_layer_resample=cfg.get("cross_layer_resample", "strided"),
               softmax_axis=cfg.get("softmax_axis", "channel"), gate=cfg.get("gate", "mean_one_softmax"),
-              sgm_init=cfg.get("sgm_init", "zero"))
+              sgm_init=cfg.get("sgm_init", "zero"), gate_bound=float(cfg.get("gate_bound", 0.0)))
 
 
 @MODELS.register("sgn")
