@@ -131,3 +131,15 @@ def test_a_candidate_whose_first_call_is_far_slower_is_not_repeated(cache, monke
   assert timed(float("inf")) > 0
   monkeypatch.setattr(conv_autotune.statistics, "median", lambda *a: pytest.fail("repeated a screened candidate"))
   assert timed(0.0) > 0     # any first call is over 1.5 x 0 s: stops after it
+
+
+def test_model_init_measures_nothing_and_apply_does(cache, monkeypatch):
+  monkeypatch.setenv("VIDREC_CONV3D", "auto")
+  measured = []
+  monkeypatch.setattr(conv_autotune, "measure", lambda conv, impl, *a, **kw: measured.append(impl) or 1.0)
+  conv = layers.Conv(5, (3, 3, 3), use_bias=False)
+  x, _ = _inputs()
+  variables = conv.init(jax.random.key(0), x)
+  assert measured == [] and not cache.exists()
+  conv.apply(variables, x)
+  assert measured == list(conv_autotune.candidates(3))

@@ -54,9 +54,9 @@ def test_toy_row_counts_xla_flops_and_mfu_against_the_assumed_peak():
 def test_nothing_fits_a_zero_budget_and_unknown_names_are_user_errors(tmp_path):
   report = gpu_report.run(str(tmp_path), ["resnet3d"], ["bfloat16", "float32"], 1, 0.0, toy=True)
   assert report["models"] == [] and report["input_pipeline"] is None and report["tvl1"] is None
-  assert report["skipped"] == ["resnet3d bfloat16", "resnet3d float32", "input_pipeline", "tvl1"]
+  assert report["skipped"] == ["input_pipeline", "tvl1", "resnet3d bfloat16", "resnet3d float32"]
   assert json.loads((tmp_path / "gpu_report.json").read_text())["skipped"] == report["skipped"]
-  assert "Skipped (over the 0 s budget): resnet3d bfloat16" in (tmp_path / "gpu_report.md").read_text()
+  assert "Skipped (over the 0 s budget): input_pipeline, tvl1, resnet3d bfloat16" in (tmp_path / "gpu_report.md").read_text()
   with pytest.raises(UserError, match="--models takes some of sgn,joint_lstm"):
     gpu_report.run(str(tmp_path), ["r3d"], ["float32"], 1, 10.0, toy=True)
 

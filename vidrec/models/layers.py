@@ -105,7 +105,10 @@ class Conv(nn.Module):
     k = tuple(self.kernel_size)
     strides = (self.strides,) * len(k) if isinstance(self.strides, int) else tuple(self.strides)
     kernel = self.param("kernel", self.kernel_init, k + (x.shape[-1], self.features), self.param_dtype)
-    y = conv_nd(x.astype(self.dtype), kernel.astype(self.dtype), strides, self.padding or same_padding(k))
+    # model.init (batch 1, trainer.init_state): every path gives the same values; native, so that
+    # ``auto`` measures no shape that training will not run
+    impl = "native" if self.is_initializing() else None
+    y = conv_nd(x.astype(self.dtype), kernel.astype(self.dtype), strides, self.padding or same_padding(k), impl)
     if self.use_bias:
       y = y + self.param("bias", self.bias_init, (self.features,), self.param_dtype).astype(self.dtype)
     return y

@@ -12,11 +12,13 @@ convolutions on NVIDIA GPUs since Ampere), XLA's peak-memory estimate of the ste
 - aliased + temporaries, as ``vidrec.tools.memory``) and the device's ``memory_stats()`` peak so far in
 this process where the backend has one. The batch is the config's; one whose estimate exceeds the
 device's memory, or that fails out of memory, is halved until one fits (the misses are recorded).
-Then the input pipeline's clips/s on one host core (``vidrec.tools.throughput`` on its stand-in
-videos, both standard inputs) and TV-L1 pairs/s of ``vidrec.data.flow_jax`` (a note where it is absent).
+Before the models: the input pipeline's clips/s on one host core (``vidrec.tools.throughput`` on its
+stand-in videos, both standard inputs) and TV-L1 pairs/s of ``vidrec.data.flow_jax`` at 8 x 256 x 340
+(a note where that module is absent).
 
 ``--budget_s`` (default 480) bounds the run: a measurement that the time left cannot hold (estimated as
-the longest model measurement so far; ``HOST_ESTIMATE_S`` for the host ones) is skipped and listed.
+the longest model measurement so far; ``HOST_ESTIMATE_S`` for the host ones, which run first) is
+skipped and listed.
 ``--toy`` runs the same code on each config's ``:synthetic`` variant at batch 2, with 2 stand-in videos
 and 32 x 32 flow pairs (tests/test_gpu_report.py). Writes ``DIR/gpu_report.json`` and
 ``DIR/gpu_report.md`` (the table for docs/performance.md) and prints the table.
@@ -225,6 +227,10 @@ def run(out: str, models: list[str], dtypes: list[str], steps: int, budget_s: fl
   report: dict[str, Any] = {"device_kind": device.device_kind, "platform": device.platform, "jax": jax.__version__,
                             "host": platform.processor() or platform.machine(), "toy": toy, "budget_s": budget_s,
                             "peak_tflops": peaks, "models": []}
+  estimate = lambda k: 0.0 if toy else HOST_ESTIMATE_S[k]  # noqa: E731
+  report["input_pipeline"] = budget.run("input_pipeline", estimate("input_pipeline"),
+                                        lambda: measure_input_pipeline(out, size))
+  report["tvl1"] = budget.run("tvl1", estimate("tvl1"), lambda: measure_tvl1(size))
   longest = 0.0
   for name in models:
     for dtype in dtypes:
@@ -234,10 +240,6 @@ def run(out: str, models: list[str], dtypes: list[str], steps: int, budget_s: fl
         report["models"].append(row)
         longest = max(longest, time.perf_counter() - t)
         print(json.dumps(row), file=sys.stderr, flush=True)
-  estimate = lambda k: 0.0 if toy else HOST_ESTIMATE_S[k]  # noqa: E731
-  report["input_pipeline"] = budget.run("input_pipeline", estimate("input_pipeline"),
-                                        lambda: measure_input_pipeline(out, size))
-  report["tvl1"] = budget.run("tvl1", estimate("tvl1"), lambda: measure_tvl1(size))
   report["skipped"], report["wall_s"] = budget.skipped, budget_s - budget.left()
   with open(os.path.join(out, "gpu_report.json"), "w") as f:
     json.dump(report, f, indent=1)
