@@ -144,7 +144,8 @@ def test_bad_accumulation_is_an_error_before_compiling(data_dir):
 
 
 @pytest.mark.parametrize("name,extra", [   # ResNet2D-frame wraps its blocks the same way (layers.remat_block)
-    ("resnet3d", {}), ("u2s", {"depth": 18, "width": 4, "csm_warmup_steps": 0})])
+    ("resnet3d", {}),
+    pytest.param("u2s", {"depth": 18, "width": 4, "csm_warmup_steps": 0}, marks=pytest.mark.slow)])
 def test_remat_changes_nothing_but_memory(data_dir, name, extra):
   cfg = _config(data_dir)
   cfg.model.update(name=name, **extra)
@@ -164,6 +165,7 @@ def test_remat_changes_nothing_but_memory(data_dir, name, extra):
   _close(grads[True], grads[False], tol=1e-6)
 
 
+@pytest.mark.slow
 def test_remat_lowers_the_compiled_step_memory(tmp_path):
   """XLA's buffer assignment of a ResNet3D train step (vidrec.tools.memory, no compute)."""
   out = tmp_path / "rows.jsonl"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import tiny_config
 from vidrec import evaluate, trainer
@@ -27,6 +28,7 @@ def _read(workdir: str):
     return losses, json.load(f)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process(data_dir, tmp_path):
   cfg = tiny_config(data_dir)
   cfg.num_train_steps = 4

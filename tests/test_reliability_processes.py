@@ -65,6 +65,7 @@ def _wait_for_rows(workdir: str, rows: int, procs: list[subprocess.Popen], timeo
   pytest.fail("training never logged step %d: %s" % (rows, [p.communicate()[0][-2000:] for p in procs]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [1, 2])
 def test_sigterm_checkpoints_the_step_reached_and_resume_matches(data_dir, tmp_path, processes):
   """SIGTERM (to the last process only, with two) mid-run: every process stops after the same step with

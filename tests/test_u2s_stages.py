@@ -53,6 +53,7 @@ def test_stage_configs_and_checks(tmp_path):
     procedures.u2s.check(bad)
 
 
+@pytest.mark.slow
 def test_staged_schedule_end_to_end(data_dir, tmp_path):
   from vidrec.data import datasets, pipeline
   from vidrec.tools import trained
