@@ -68,3 +68,13 @@ def test_loader_script_prints_top5(trained_run, tmp_path):  # noqa: F811
   lines = run.stdout.strip().splitlines()
   assert len(lines) == 6 + 1 and "softmax per view" in lines[-1]           # one line per view, then the note
   assert len(re.findall(r" \d\.\d{4}", lines[0])) == 5                      # five (class, probability) pairs
+
+
+def test_saved_model_gives_the_same_probabilities(trained_run, tmp_path):  # noqa: F811
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  export.export(predict.run_config(trained_run.workdir), trained_run.workdir, str(tmp_path), saved_model=True,
+                example=sorted(trained_run.files)[2])
+  views = np.load(tmp_path / "example_views.npy")
+  served = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+  (probabilities,) = served(views=tf.constant(views)).values()
+  np.testing.assert_allclose(probabilities.numpy(), np.load(tmp_path / "example_probabilities.npy"), atol=1e-6)

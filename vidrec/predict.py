@@ -227,6 +227,17 @@ def predict(p: Predictor, files: Sequence[str], workers: int | None = None) -> l
   return results
 
 
+def warm_up(p: Predictor) -> None:
+  """Compiles the model's function and traces the views' one, so videos/s counts videos only."""
+  from vidrec import trainer  # pylint: disable=g-import-not-at-top
+  blank = evaluate.blank_batch(p.config)
+  batch = parallel.to_global({"video": blank["video"], "label": blank["label"]}, p.mesh)
+  jax.block_until_ready(p.apply_fn(p.variables, batch["video"], batch["label"]))
+  _, frames, _, _, channels = trainer.input_shape(p.config, 1, test=True)
+  side = max(p.short_side, *p.config.input.resize)
+  p.views_fn(tf.zeros([frames, side, side, channels], tf.uint8), tf.constant(1, tf.int32))
+
+
 def top_k(scores: np.ndarray, class_names: Sequence[str], k: int) -> list[tuple[str, float]]:
   """The ``k`` highest (class, score) pairs, best first (ties: lower class index first)."""
   order = np.argsort(-scores, kind="stable")[:k]
@@ -264,9 +275,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, inputs: Sequence[str], 
   if explain_dir:
     explain.check(p.config)
   start = time.perf_counter()
-  blank = evaluate.blank_batch(p.config)
-  inputs_ = parallel.to_global({"video": blank["video"], "label": blank["label"]}, p.mesh)
-  jax.block_until_ready(p.apply_fn(p.variables, inputs_["video"], inputs_["label"]))
+  warm_up(p)
   compile_seconds, start = time.perf_counter() - start, time.perf_counter()
   results = predict(p, files, workers)
   seconds = time.perf_counter() - start
