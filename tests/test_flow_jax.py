@@ -125,7 +125,8 @@ def test_blank_frames_give_zero_flow_and_batches_are_padded():
   black, white = np.zeros((16, 16), np.uint8), np.full((16, 16), 255, np.uint8)
   prev = np.stack([black, white, np.full((16, 16), 77, np.uint8), tex, black])
   nxt = np.stack([black, white, np.full((16, 16), 77, np.uint8), np.roll(tex, 1, 1), white])
-  out = flow.tvl1_pairs(prev, nxt, "jax")                 # 5 pairs in batches of 16: padded
+  out = flow.tvl1_pairs(prev, nxt, "jax")                 # 5 pairs, padded to flow.jax_batch (64)
+  assert flow.jax_batch(16, 16) == 64 and flow.jax_batch(128, 128) == 1
   chex.assert_shape(out, (5, 16, 16, 2))
   assert np.all(np.isfinite(out))
   np.testing.assert_array_equal(out[:3], 0.0)

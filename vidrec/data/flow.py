@@ -32,7 +32,10 @@ TVL1_PARAMS = {"tau": 0.25, "lambda_": 0.15, "theta": 0.3, "nscales": 5, "warps"
 # denseflow keeps the homography only with enough support; otherwise the identity (no compensation).
 MIN_MATCHES, MIN_INLIERS, RANSAC_THRESHOLD = 50, 25, 1.0
 MIN_SIDE = 3     # TV-L1's finite-difference stencils need 3 px
-JAX_BATCH = 16   # pairs per jit call of the jax backend (a short batch is padded with blank pairs)
+# Pairs per jit call of the jax backend (a short batch is padded with blank pairs). On a CPU, batching
+# pays only for small frames: a batch iterates until its slowest pair has converged (docs/flow.md).
+CPU_BATCH_PIXELS = 16 * 32 * 32     # 16 pairs at 32 x 32, 4 at 64 x 64, 1 from 128 x 128 on
+ACCELERATOR_BATCH = 64              # per accelerator; not measured yet (docs/flow.md, GPU)
 
 
 def require_cv2():
@@ -95,9 +98,18 @@ def _tvl1_opencv(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
   return np.stack([tvl1(a, b) for a, b in zip(prev, nxt)])
 
 
-def _tvl1_jax(prev: np.ndarray, nxt: np.ndarray, batch: int = JAX_BATCH) -> np.ndarray:
+def jax_batch(h: int, w: int) -> int:
+  """The jax backend's pairs per call for [H, W] frames on the devices JAX has."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.default_backend() == "cpu":
+    return max(1, CPU_BATCH_PIXELS // (h * w))
+  return ACCELERATOR_BATCH * jax.device_count()
+
+
+def _tvl1_jax(prev: np.ndarray, nxt: np.ndarray, batch: int | None = None) -> np.ndarray:
   import jax  # pylint: disable=g-import-not-at-top
   from vidrec.data import flow_jax  # pylint: disable=g-import-not-at-top
+  batch = batch or jax_batch(*prev.shape[1:])
   batch = -(-batch // jax.device_count()) * jax.device_count()     # whole shards per device
   n = len(prev)
   pad = -n % batch

@@ -5,8 +5,9 @@
 Frames: a ``synthetic_actions`` video resized to each square size. Prints one JSON line per (backend,
 size, batch). OpenCV runs one pair at a time on one thread; JAX runs ``batch`` pairs per jit call (its
 compile time is reported apart, ``compile_s``). ``--warped``: ``flow.extract_many`` of the flow and the
-warped flow (SIFT, RANSAC and a second TV-L1 per pair; JAX in batches of ``flow.JAX_BATCH``). Pairs per CPU-second counts every thread of this
-process, so it does not depend on other jobs on the machine; ``load`` is the 1-minute load average.
+warped flow (SIFT, RANSAC and a second TV-L1 per pair; JAX in batches of ``flow.jax_batch``).
+Pairs per CPU-second counts every thread of this process, so it does not depend on other jobs on
+the machine; ``load`` is the 1-minute load average.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def benchmark(backend: str, size: int, pairs: int, batch: int = 1, warped: bool 
   grey = _frames(size, pairs)
   prev, nxt = grey[:-1], grey[1:]
   if warped:
-    batch = flow.JAX_BATCH
+    batch = flow.jax_batch(size, size)
     run = lambda a, b: flow.extract_many([np.concatenate([a, b[-1:]])], warped=True, backend=backend)
   else:
     run = (flow.BACKENDS["opencv"] if backend == "opencv" else

@@ -45,7 +45,7 @@ def layout_error(dataset: str, problem: str, instructions: str) -> DataLayoutErr
   return DataLayoutError(f"{dataset}: {problem}\n\n{instructions.strip()}\n")
 
 
-def _parent_flow(items: Iterable[tuple[VideoTask, dict | Skip]], pairs: int = 4 * flow_lib.JAX_BATCH
+def _parent_flow(items: Iterable[tuple[VideoTask, dict | Skip]], pairs: int = 64
                  ) -> Iterator[tuple[VideoTask, dict | Skip]]:
   """``items`` in order, with the flow that their backend computes here, in the parent
   (``decode.add_flow``: JAX runs in one process while the workers decode), for about ``pairs`` pairs
