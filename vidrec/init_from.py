@@ -31,6 +31,7 @@ import numpy as np
 import optax
 
 from vidrec import fs
+from vidrec.errors import UserError
 from vidrec.param_paths import flatten, matches, parse_patterns, unflatten
 from vidrec.registry import Registry
 
@@ -61,7 +62,7 @@ def i3d_inflate(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndar
   del name
   if value.ndim + 1 != len(shape) or value.shape != tuple(shape[1:]):
     return None
-  return np.broadcast_to(value / shape[0], shape).copy()
+  return np.broadcast_to(value / shape[0], shape)     # a view: materialised when loaded (merge)
 
 
 def save_variables(directory: str, variables: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
@@ -199,8 +200,20 @@ def prepare(config: ml_collections.ConfigDict, abstract_state: Any, resuming: bo
   shapes = {"params": abstract_state.params, **abstract_state.model_state}
   plan = make_plan(checkpoint, shapes, f"{directory} ({meta.get('arch', 'vidrec')})",
                    parse_patterns(config.init_skip), config.init_adapt, config.init_prefix)
+  check_partial_bn(config, plan)
   _print(plan.table())
   return plan
+
+
+def check_partial_bn(config: ml_collections.ConfigDict, plan: Plan) -> None:
+  """Partial BN (``model.partial_bn``, ATW/TSN) keeps BatchNorm statistics at their initial values: an
+  error unless the plan loads every one of them."""
+  fresh = [k for k, v in plan.status.items() if k.startswith("batch_stats/") and v not in ("loaded", "adapted")]
+  if config.model.get("partial_bn", False) and fresh:
+    raise UserError(f"init_from {plan.source}: model.partial_bn keeps BatchNorm statistics as loaded, but "
+                    f"{len(fresh)} are not in the checkpoint (e.g. {fresh[0]}): give pretrained weights with "
+                    f"BatchNorm statistics, or turn partial BN off with --config.model.partial_bn=False "
+                    f"--config.optimizer.frozen=''.")
 
 
 def apply(ts: Any, plan: Plan | None, tx: optax.GradientTransformation) -> Any:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vidrec import fs, init_from
-from vidrec.convert.torchvision_map import ARCHS, num_classes_of, tensor_map, to_torch, to_vidrec
+from vidrec.convert.torchvision_map import ARCHS, num_classes_of, tensor_map, to_torch, to_vidrec, with_copies
 
 __all__ = ["ARCHS", "load_torchvision", "read_state_dict", "convert_torchvision", "to_torch", "to_vidrec"]
 
@@ -68,10 +68,7 @@ def convert_torchvision(arch: str, path: str, out: str) -> dict:
   state = read_state_dict(path)
   variables = to_vidrec(arch, state)
   spec = ARCHS.get(arch)
-  for source, target in spec.copies:
-    for collection in variables.values():
-      if source in collection:
-        collection[target] = jax.tree.map(np.copy, collection[source])
+  variables = with_copies(arch, variables)
   num_classes = num_classes_of(arch, state)
   module = type(spec.build(num_classes))
   init_from.save_variables(out, variables, {

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vidrec.models import fstcn, resnet2d, resnet3d, u2s, vgg
+from vidrec.models import fstcn, layers, resnet2d, resnet3d, u2s, vgg
 from vidrec.registry import Registry
 
 Array = np.ndarray
@@ -228,7 +228,8 @@ def variable_shapes(arch: str, num_classes: int) -> dict[str, tuple[int, ...]]:
   x = jnp.zeros((1, 4, 32, 32, 3) if spec.video else (1, 32, 32, 3))
   if spec.frames:    # a clip of identical frames, large enough for VGG-M's 6 x 6 fc6 input
     x = jnp.zeros((1, spec.frames, 224, 224, 3))
-  tree = jax.eval_shape(lambda: spec.build(num_classes).init(jax.random.key(0), x, train=False))
+  with layers.using_conv_impl("native"):    # shapes only: no per-shape convolution measurements
+    tree = jax.eval_shape(lambda: spec.build(num_classes).init(jax.random.key(0), x, train=False))
   return {"/".join(k): tuple(v.shape) for k, v in flax.traverse_util.flatten_dict(tree).items()}
 
 
@@ -258,3 +259,14 @@ def to_torch(arch: str, variables: dict) -> dict[str, Array]:
   """vidrec variables -> the torchvision state dict's tensors (numpy, without num_batches_tracked)."""
   flat = {"/".join(k): np.asarray(v) for k, v in flax.traverse_util.flatten_dict(dict(variables)).items()}
   return {t: np.ascontiguousarray(inv(flat[v])) for t, v, _, inv in tensor_map(arch)}
+
+
+def with_copies(arch: str, variables: dict) -> dict:
+  """``variables`` with the arch's ``copies`` made (e.g. U2S's ``un_top`` also as ``csn_top``), as the
+  converted directory holds them."""
+  out = {collection: dict(tree) for collection, tree in variables.items()}
+  for source, target in ARCHS.get(arch).copies:
+    for tree in out.values():
+      if source in tree:
+        tree[target] = jax.tree.map(lambda a: a, tree[source])
+  return out

@@ -190,9 +190,9 @@ def eval_config(config: ml_collections.ConfigDict, workdir: str) -> ml_collectio
 
 
 def stages(config: ml_collections.ConfigDict, workdir: str) -> list[tuple[str, str, ml_collections.ConfigDict]]:
-  """(what, workdir, trainer config) of each stage, for ``train.py --dry_run`` (N: the config's until the
-  CSM pass resolves it)."""
-  n = config.model.get("csm_num_confusing")
+  """(what, workdir, trainer config) of each stage, for ``train.py --dry_run``. N: the config's, or 1 where
+  the CSM pass will choose it (the top-N rule); N does not change any variable."""
+  n = config.model.get("csm_num_confusing") or 1
   root = fs.path(workdir)
   return [("1: UN alone", str(root / STAGE_DIRS[0]), stage_config(config, 1, workdir)),
           (f"CSM pass over {config.dataset.train_split} (csn_top: stages.csn_init="

@@ -1,0 +1,214 @@
+"""Every real-data paper recipe starts from the weights its paper starts from (issue 29).
+
+The init plans are computed at paper size from shapes only: the model's variables by ``jax.eval_shape``,
+the converted checkpoint as zero-memory broadcast arrays of the shapes ``vidrec.convert`` writes; nothing
+of paper size is materialised. The command sequence on real files (a random-weight torchvision model
+saved as a user gets it, converted by the CLI) is in tests/test_dry_run.py."""
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from vidrec import config as config_lib
+from vidrec import init_from, optim, param_paths, pretrained, procedures, trainer
+from vidrec.convert import torchvision_map as tm
+from vidrec.errors import UserError
+from vidrec.models import atw, build_model, layers
+
+ROOT = pathlib.Path(__file__).parents[1]
+
+
+def _config(name: str, variant: str = ""):
+  return importlib.import_module(f"configs.{name}").get_config(variant)
+
+
+def _abstract(config, num_classes: int) -> dict:
+  model = build_model(config.model, num_classes)
+  tx, _ = optim.make_optimizer(config.optimizer, config.num_train_steps)
+  with layers.using_conv_impl("native"):                       # shapes only: nothing measured
+    state = jax.eval_shape(lambda r: trainer.init_state(model, tx, config, r), jax.random.key(0))
+  return {"params": state.params, **state.model_state}
+
+
+def _converted(arch: str, **values: np.ndarray) -> dict:
+  """What ``python -m vidrec.convert torchvision --arch ARCH`` writes, as broadcast zeros (``values``:
+  flat names given real arrays)."""
+  flat = {k: np.broadcast_to(np.float32(0), s) for k, s in tm.variable_shapes(arch, 1000).items()}
+  flat.update({k.replace(".", "/"): v for k, v in values.items()})
+  return tm.with_copies(arch, param_paths.unflatten(flat))
+
+
+def _plan(config, num_classes: int, checkpoint: dict) -> init_from.Plan:
+  return init_from.make_plan(checkpoint, _abstract(config, num_classes), config.init_from,
+                             param_paths.parse_patterns(config.init_skip), config.init_adapt, config.init_prefix)
+
+
+def _by_module(plan: init_from.Plan) -> dict[str, set[str]]:
+  out: dict[str, set[str]] = {}
+  for name, status in plan.status.items():
+    out.setdefault(name.split("/")[1], set()).add(status)
+  return out
+
+
+LOADED = {"loaded", "adapted"}
+# config, variant, classes, source arch, the modules the paper adds (fresh), checkpoint arrays left unused
+PAPER_CONFIGS = {
+    "sgn": ("sgn_ucf101", "", 101, "r3d_18", {"fc", "sgm3b"}, 0),
+    "resnet3d": ("resnet3d_hmdb51", "", 51, "r3d_18", {"fc"}, 0),
+    "sgn_frame": ("sgn_ucf101", "frame", 101, "resnet18", {"fc"}, 0),
+    "joint_lstm": ("joint_lstm_ucf101", "", 101, "vgg16", None, 6),             # None: all but vgg
+    "atw_rgb": ("atw_ucf101", "rgb", 101, "resnet50", {"fc", "consensus"}, 0),
+    "atw_flow": ("atw_hmdb51", "flow", 51, "resnet50", {"fc", "consensus"}, 0),
+    "u2s": ("u2s_sthv2", "", 174, "u2s_resnet50",
+            {"un_head", "csn_head", "mask_net", "class_sparsity", "class_count", "updates"}, 0),
+}
+
+
+@pytest.mark.parametrize("key", sorted(PAPER_CONFIGS))
+def test_plan_loads_the_whole_backbone_and_leaves_fresh_only_what_the_paper_adds(key):
+  name, variant, classes, arch, fresh, unused = PAPER_CONFIGS[key]
+  config = _config(name, variant)
+  if key == "u2s":
+    config.model.csm_num_confusing = 5           # as the staged schedule sets it after the CSM pass
+  assert tm.ARCHS.get(pretrained.SOURCES.get(config.pretrained).arch) is tm.ARCHS.get(arch)
+  assert config.init_from == pretrained.default_dir(config.pretrained)
+  plan = _plan(config, classes, _converted(arch))
+  modules = _by_module(plan)
+  loaded = {m for m, s in modules.items() if s <= LOADED}
+  assert {m for m, s in modules.items() if s & LOADED} == loaded            # no module half-loaded
+  assert set(modules) - loaded == (fresh if fresh is not None else set(modules) - {"vgg"})
+  assert len(plan.unused) == unused
+  if key == "joint_lstm":
+    assert loaded == {"vgg"} and all(u.split("/")[2] in ("fc6", "fc7", "fc8") for u in plan.unused)
+
+
+def test_fstcn_aux_stage_loads_vggm_and_trains_fresh_only_fc7_and_the_classifier(tmp_path):
+  config = procedures.fstcn.stage_config(_config("fstcn_ucf101"), 1, str(tmp_path))
+  plan = _plan(config, 101, _converted("vggm"))
+  modules = _by_module(plan)
+  assert {m for m, s in modules.items() if s <= LOADED} == {"lower_scls", "conv5", "scl_fc6"}
+  assert {m: s for m, s in modules.items() if not s <= LOADED} == {"scl_fc7": {"reinit"}, "classifier_aux": {"reinit"}}
+
+
+def test_atw_flow_gets_tsn_cross_modality_kernel():
+  config = _config("atw_ucf101", "flow")
+  assert config.init_adapt == "channel_mean" and _config("atw_ucf101", "synthetic,flow").init_adapt == "channel_mean"
+  rgb = np.random.default_rng(0).standard_normal((7, 7, 3, 64)).astype(np.float32)
+  plan = _plan(config, 101, _converted("resnet50", **{"params.conv1.conv.kernel": rgb}))
+  assert [k for k, s in plan.status.items() if s == "adapted"] == ["params/conv1/conv/kernel"]
+  np.testing.assert_allclose(plan.values["params/conv1/conv/kernel"], atw.cross_modality_kernel(rgb, 10), rtol=1e-6)
+
+
+def test_u2s_res3d_is_inflated_into_both_branches():
+  config = _config("u2s_sthv2")
+  config.model.csm_num_confusing = 5
+  assert config.model.preact is False and config.init_adapt == "i3d_inflate"
+  plan = _plan(config, 174, _converted("u2s_resnet50"))
+  adapted = {k for k, s in plan.status.items() if s == "adapted"}
+  assert adapted and all(k.split("/")[1] in ("un_top", "csn_top") and k.endswith("kernel") for k in adapted)
+  assert {k.replace("csn_top", "un_top") for k in adapted if "/csn_top/" in k} == {
+      k for k in adapted if "/un_top/" in k}
+  kernel = plan.values["params/un_top/group2_block1/conv2/conv/kernel"]
+  assert kernel.shape == (3, 3, 3, 256, 256)
+
+
+@pytest.mark.parametrize("name,variant", [("sgn_ucf101", "synthetic"), ("sgn_ucf101", "hard"),
+                                          ("joint_lstm_hmdb51", "synthetic"), ("atw_ucf101", "synthetic"),
+                                          ("u2s_sthv2", "hard"), ("fstcn_ucf101", "synthetic")])
+def test_synthetic_variants_declare_nothing_and_start_from_scratch(name, variant):
+  config = _config(name, variant)
+  assert config.pretrained == "" and config.init_from == ""
+  assert pretrained.resolve(config).init_from == ""
+
+
+def test_missing_weights_refuse_with_the_file_the_command_and_the_flag(tmp_path):
+  config = _config("joint_lstm_ucf101")
+  config.init_from = str(tmp_path / "vgg")
+  with pytest.raises(UserError) as e:
+    pretrained.resolve(config)
+  message = str(e.value)
+  assert "vgg16-397923af.pth" in message and "--config.from_scratch=True" in message
+  assert f"python -m vidrec.convert torchvision --arch vgg16 --checkpoint vgg16-397923af.pth --out {tmp_path}/vgg" in message
+  assert "\n" not in message                                                     # one paragraph
+
+
+@pytest.mark.slow
+def test_train_py_exits_2_without_the_weights(tmp_path):
+  result = subprocess.run(
+      [sys.executable, "train.py", "--config", "configs/sgn_ucf101.py", "--workdir", str(tmp_path / "w"),
+       f"--config.init_from={tmp_path}/none"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert "python -m vidrec.convert torchvision --arch r3d_18" in result.stderr
+  assert not (tmp_path / "w").exists()                                          # nothing started
+
+
+def test_partial_bn_needs_pretrained_batch_norm_statistics():
+  config = _config("atw_ucf101", "rgb")
+  config.from_scratch = True
+  with pytest.raises(UserError, match="partial_bn=False --config.optimizer.frozen=''"):
+    pretrained.resolve(config)
+  config.model.partial_bn = False
+  assert pretrained.resolve(config).init_from == ""
+  config = _config("atw_ucf101", "rgb")
+  checkpoint = _converted("resnet50")
+  del checkpoint["batch_stats"]                                            # weights without statistics
+  with pytest.raises(UserError, match="not in the checkpoint"):
+    init_from.check_partial_bn(config, _plan(config, 101, checkpoint))
+
+
+@pytest.mark.slow
+def test_from_scratch_warns_once_and_is_recorded_in_run_json(data_dir, tmp_path, capsys):
+  config = tiny_config(data_dir)
+  config.update(pretrained="r3d_18_kinetics400", init_from=str(tmp_path / "missing"), num_train_steps=1)
+  with pytest.raises(UserError):
+    procedures.train(config, str(tmp_path / "refused"))
+  config.from_scratch = True
+  procedures.train(config, str(tmp_path / "run"))
+  warnings = [l for l in capsys.readouterr().out.splitlines() if l.startswith("warning: --config.from_scratch")]
+  assert len(warnings) == 1 and "r3d_18-b3b3357e.pth" in warnings[0]
+  start = json.loads((tmp_path / "run" / "run.json").read_text())["starts"][-1]
+  assert start["weights"] == {"init_from": "", "pretrained": "r3d_18_kinetics400", "from_scratch": True}
+
+
+def _save(directory, variables):
+  init_from.save_variables(str(directory), variables, {"arch": "test"})
+
+
+def test_u2s_stage2_csn_top_inherits_the_pretrained_res3d(tmp_path):
+  config = _config("u2s_sthv2", "synthetic")
+  stage1 = {"params": {"un_top": {"w": np.zeros(2)}, "res2d": {"w": np.zeros(2)}},
+            "batch_stats": {"un_top": {"m": np.zeros(2)}}}
+  assert config.stages.csn_init == "pretrained"
+  top, origin = procedures.u2s.csn_top_init(config, stage1)                 # no pretrained weights: UN's
+  assert origin == "stage 1 (un_top)" and top["params"] is stage1["params"]["un_top"]
+  _save(tmp_path / "conv", {"params": {"un_top": {"w": np.ones(2)}, "csn_top": {"w": np.full(2, 2.0)}},
+                            "batch_stats": {"csn_top": {"m": np.full(2, 3.0)}}})
+  config.init_from = str(tmp_path / "conv")
+  top, origin = procedures.u2s.csn_top_init(config, stage1)
+  assert origin == f"{tmp_path}/conv (csn_top)"
+  np.testing.assert_array_equal(top["params"]["w"], [2.0, 2.0])
+  np.testing.assert_array_equal(top["batch_stats"]["m"], [3.0, 3.0])
+  _save(tmp_path / "run", {"params": {"un_top": {"w": np.ones(2)}}})           # e.g. a UN pre-trained run
+  config.init_from = str(tmp_path / "run")
+  top, origin = procedures.u2s.csn_top_init(config, stage1)
+  assert origin.endswith("(un_top)") and top["params"]["w"].tolist() == [1.0, 1.0]
+  config.stages.csn_init = "un_top"
+  assert procedures.u2s.csn_top_init(config, stage1)[1] == "stage 1 (un_top)"
+  config.stages.csn_init = "random"
+  with pytest.raises(UserError, match="csn_init"):
+    procedures.u2s.check(config)
+
+
+def test_unknown_source_is_a_config_error():
+  config = config_lib.base_config()
+  config.pretrained = "imagenet"
+  with pytest.raises(KeyError, match="r3d_18_kinetics400"):
+    config_lib.validate(config)
