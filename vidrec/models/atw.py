@@ -22,8 +22,10 @@ the first uses and keeps its running statistics in training; its other half, fro
 
 Cross-modality initialisation (TSN, "We employ cross modality pre-training [12]"): ImageNet weights go
 into every stream; a flow stream's first convolution gets ``cross_modality_kernel`` of the RGB kernel.
-The weight-import ``init_from`` calls it when a checkpoint's ``conv1/conv/kernel`` has 3 input channels
-and the model's has 2 L (the torchvision ``fc`` is not loaded: the classes differ).
+Every ATW config sets ``init_from``'s adapter ``init_adapt=channel_mean`` (``configs/recipes/atw.py``;
+``vidrec.init_from.channel_mean`` is this rule for kernels of any rank), so a flow stream initialised
+from RGB weights gets this kernel automatically (tests/test_pretrained.py checks they agree); the
+torchvision ``fc`` is not loaded (the classes differ).
 """
 from __future__ import annotations
 
