@@ -71,6 +71,7 @@ def test_user_errors(trained_run, tmp_path):  # noqa: F811
     explain.check(trained_run.config)
 
 
+@pytest.mark.slow      # two fresh processes (TensorFlow, JAX, a compilation)
 def test_command_line_exit_codes_json_and_videos_per_second(trained_run, tmp_path):  # noqa: F811
   broken = fx.write_corrupt(trained_run.folder.parent / "broken" / "broken.avi")
   out = subprocess.run([sys.executable, "predict.py", "--workdir", trained_run.workdir, str(trained_run.folder),
