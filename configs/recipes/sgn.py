@@ -63,7 +63,8 @@ def sgn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, decay_every: in
 
 def sgn_model(c: ml_collections.ConfigDict, sgm: str, sgm_blocks: str) -> None:
   """SGN on ResNet3D-18 (paper 000): every ``config.model`` key of ``vidrec.models.sgn`` with its
-  default, the SGM kind (S | M | G) and the gated blocks ("3b", "4a,4b", "all_rib", ...)."""
+  default, the SGM kind (S | M | G) and the gated blocks ("3b", "4a,4b", "all_rib", ...); the recipe's
+  one departure from the model defaults is ``gate_bound=0.5`` (docs/models/sgn.md, reading 4)."""
   c.model.update({
       "name": "sgn", "width": 64, "num_stages": 4, "blocks_per_stage": 2, "dropout": 0.0,
       "block": "r3d",                  # r3d | r2plus1d | mc3 (vidrec.models.resnet3d.BLOCKS)
@@ -75,7 +76,7 @@ def sgn_model(c: ml_collections.ConfigDict, sgm: str, sgm_blocks: str) -> None:
       "softmax_axis": "channel",       # channel (Caffe's default axis) | spacetime
       "gate": "mean_one_softmax",      # mean_one_softmax (K * softmax) | softmax (Eq. 9-13 as printed) | sigmoid
       "sgm_init": "zero",              # zero (alpha == 1 at init: each SGB starts as its block) | lecun
-      "gate_bound": 0.0})              # b > 0: z -> b tanh(z / b) before the gate (0: none)
+      "gate_bound": 0.5})              # z -> b tanh(z / b) before the gate: gains within e^(2b) (0: none)
 
 
 def frame_model(c: ml_collections.ConfigDict, depth: int = 18) -> None:
