@@ -20,6 +20,15 @@ def test_peaks_by_device_kind_and_override():
   assert gpu_report.peak_tflops("cpu", 2.0) == {"bfloat16": 2.0, "float32": 2.0}
 
 
+def test_a_batch_that_does_not_fit_shrinks_and_other_errors_are_raised():
+  over = gpu_report._OverMemory(estimate=300 * 2**30, limit=80 * 2**30, batch=64)   # 64 x 0.85 x 80 / 300
+  assert gpu_report._smaller_batch(over, 64) == 14
+  assert gpu_report._smaller_batch(gpu_report._OverMemory(90, 80, 64), 64) == 32      # at most halved
+  assert gpu_report._smaller_batch(RuntimeError("RESOURCE_EXHAUSTED: Out of memory"), 8) == 4
+  assert gpu_report._smaller_batch(RuntimeError("RESOURCE_EXHAUSTED"), 1) is None
+  assert gpu_report._smaller_batch(ValueError("a bug"), 8) is None
+
+
 def test_budget_skips_what_the_time_left_cannot_hold():
   now = [0.0]
   budget = gpu_report.Budget(10.0, clock=lambda: now[0])

@@ -21,7 +21,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from vidrec import cli, losses, parallel, trainer
-from vidrec.data import pipeline
+from vidrec.data import modalities, pipeline
 from vidrec.models import layers
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
@@ -65,12 +65,13 @@ class TrainStep:
 
 
 def train_step(config, model, tx, schedule, num_classes: int, mesh, batch_size: int) -> TrainStep:
-  """Initial state, a random batch of ``batch_size`` clips and the compiled, state-donating train step of
-  ``config`` on ``mesh`` (the trainer's step: loss, memory levers, on-device input normalisation)."""
+  """Initial state, a random uint8 batch of ``batch_size`` clips (as the input pipeline ships them) and
+  the compiled, state-donating train step of ``config`` on ``mesh`` (the trainer's step: on-device input
+  normalisation, loss, memory levers)."""
   repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
   ts = jax.jit(lambda r: trainer.init_state(model, tx, config, r), out_shardings=repl)(jax.random.key(0))
   rng = np.random.default_rng(0)
-  batch = {"video": rng.standard_normal(trainer.input_shape(config, batch_size)).astype(np.float32),
+  batch = {"video": rng.integers(0, 256, trainer.input_shape(config, batch_size), np.uint8),   # as shipped
            "label": rng.integers(0, num_classes, batch_size).astype(np.int32)}
   batch = jax.device_put(batch, sharded)
   step_fn = trainer.make_train_step(model, tx, losses.LOSSES.get(config.loss.name), config.loss,
@@ -88,7 +89,7 @@ def run(config, steps: int, input_batches: int) -> dict:
   batch = step.batch
   train_flops = native_flops(step.fn, step.state, batch)
   train_sec = step.seconds(steps)
-  forward_fn = lambda v, x: s.model.apply(v, x, train=False)["logits"]
+  forward_fn = lambda v, x: s.model.apply(v, modalities.model_input(x, config.input), train=False)["logits"]
   forward = jax.jit(forward_fn)
   variables = trainer.variables_of(step.state)
   compiled_fwd = forward.lower(variables, batch["video"]).compile()

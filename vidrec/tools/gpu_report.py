@@ -11,7 +11,8 @@ also against the TF32 tensor-core peak, which XLA's default precision uses for f
 convolutions on NVIDIA GPUs since Ampere), XLA's peak-memory estimate of the step (arguments + outputs
 - aliased + temporaries, as ``vidrec.tools.memory``) and the device's ``memory_stats()`` peak so far in
 this process where the backend has one. The batch is the config's; one whose estimate exceeds the
-device's memory, or that fails out of memory, is halved until one fits (the misses are recorded).
+device's memory is scaled down to 85% of it (at most halved), one that fails out of memory halved,
+until one fits (the misses are recorded).
 Before the models: the input pipeline's clips/s on one host core (``vidrec.tools.throughput`` on its
 stand-in videos, both standard inputs) and TV-L1 pairs/s of ``vidrec.data.flow_jax`` at 8 x 256 x 340
 (a note where that module is absent).
@@ -100,8 +101,19 @@ def _xla_peak_bytes(compiled) -> int:
   return m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
 
 
-def _out_of_memory(e: Exception) -> bool:
-  return isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e)
+class _OverMemory(MemoryError):
+  """XLA's estimate of a step exceeds the device's memory; ``fits`` is the batch that scales under 85%."""
+
+  def __init__(self, estimate: int, limit: int, batch: int):
+    super().__init__(f"XLA's estimate {estimate / 2**30:.1f} GiB exceeds the device's {limit / 2**30:.1f} GiB")
+    self.fits = int(batch * 0.85 * limit / estimate)
+
+
+def _smaller_batch(e: Exception, batch: int) -> int | None:
+  """The next batch to try after ``e`` at ``batch``: None unless ``e`` is out-of-memory and batch > 1."""
+  if batch == 1 or not (isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e)):
+    return None
+  return max(1, min(batch // 2, getattr(e, "fits", batch)))
 
 
 def measure_model(name: str, dtype: str, toy: bool, steps: int, peaks: dict[str, float]) -> dict:
@@ -117,14 +129,15 @@ def measure_model(name: str, dtype: str, toy: bool, steps: int, peaks: dict[str,
       step = bench.train_step(config, model, tx, schedule, classes, mesh, batch)
       limit = (device.memory_stats() or {}).get("bytes_limit")
       if limit and _xla_peak_bytes(step.compiled) > limit:
-        raise MemoryError(f"XLA's estimate exceeds the device's {limit / 2**30:.1f} GiB")
+        raise _OverMemory(_xla_peak_bytes(step.compiled), limit, batch)
       seconds = step.seconds(steps)
       break
     except Exception as e:  # pylint: disable=broad-except   (only out-of-memory is retried)
-      if not _out_of_memory(e) or batch == 1:
+      smaller = _smaller_batch(e, batch)
+      if smaller is None:
         raise
       misses.append(batch)
-      batch //= 2
+      batch = smaller
   cost = step.compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   tflop = float((cost or {}).get("flops", 0.0)) / 1e12
