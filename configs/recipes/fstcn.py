@@ -27,7 +27,8 @@ def fstcn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, num_train_ste
   """Sec. 2.2-2.5: 5-frame clips at stride s_t = 5 with V_diff at d_t = 9, 204x204 crops shared by a
   clip and its differences, batch 32, SGD momentum 0.9, weight decay 5e-4; test: M = 5 clip pairs x
   9 crops x flip = 18 samples per pair, SCI fusion (Eq. 5-7). lr, schedule and M are not in the paper
-  (docs/models/fstcn.md): lr 1e-3, x0.1 after 70% of the run, as the two-stream fine-tuning [10]."""
+  (docs/models/fstcn.md): the fine-tuning schedule of the two-stream paper [10] its spatial path follows,
+  lr 1e-2, x0.1 at 70% of the run (14k of 20k)."""
   fstcn_model(c)
   c.dataset.update(name=dataset, train_split="train", eval_split="test")
   c.input.update(sampler="clip_pair", clip_len=5, stride=5, num_test_clips=5, resize=(240,), crop=204,
@@ -36,7 +37,7 @@ def fstcn_paper_recipe(c: ml_collections.ConfigDict, dataset: str, num_train_ste
   c.loss.update(name="fstcn")
   c.loss.aux_weight = 0.0
   c.loss.tcl_weight = 0.0
-  c.optimizer.update(lr=1e-3, momentum=0.9, weight_decay=5e-4, schedule="step",
+  c.optimizer.update(lr=1e-2, momentum=0.9, weight_decay=5e-4, schedule="step",
                      decay_steps=(int(0.7 * num_train_steps),))
   c.batch_size = 32
   c.num_train_steps = num_train_steps

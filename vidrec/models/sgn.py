@@ -50,7 +50,8 @@ Config (``config.model``, name ``"sgn"``; all ResNet3D keys too): ``sgm`` ("S" |
 comma-separated string; default ["3b"]), ``cross_layer`` (dict dest -> source, or "3b:2b,4b:3b"; default
 none), ``cross_layer_mode`` ("learned" | "direct"), ``cross_layer_resample`` ("strided" | "avgpool"),
 ``softmax_axis`` ("channel" | "spacetime"), ``gate`` ("mean_one_softmax" | "softmax" | "sigmoid"),
-``sgm_init`` ("zero" | "lecun").
+``sgm_init`` ("zero" | "lecun"), ``gate_bound`` (b: the gate reads b tanh(z / b); 0 = z as is, the default;
+the SGN recipe uses 0.5 so an unclipped gate cannot saturate: docs/models/sgn.md, reading 4b).
 
 "SGN + Frame" (Tables V-VII) is a late fusion of evaluated models: ``vidrec.tools.fuse``.
 """
