@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from vidrec import aggregations, evaluate, fs, parallel, procedures, recovery
+from vidrec import aggregations, evaluate, fs, parallel, procedures
 from vidrec.data import flow as flow_lib
 from vidrec.data import modalities, pipeline
 from vidrec.data.builders import decode
@@ -90,22 +90,16 @@ class Predictor:
 def load(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> Predictor:
   """Restores ``step`` (default ``eval.checkpoint_step``, else the latest) of the run in ``workdir``."""
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
+  from vidrec.tools import trained  # pylint: disable=g-import-not-at-top
   config = procedures.eval_config(config, workdir)
-  s = trainer.setup(config)
-  mngr = trainer.checkpoint_manager(workdir, config)
-  if step is None and config.eval.checkpoint_step >= 0:
-    step = config.eval.checkpoint_step
-  step = recovery.check_step(mngr, step, workdir)
-  class_names = (trainer.checkpoint_data(mngr, step).get("class_names")
-                 or list(s.builder.info.features["label"].names))
-  ts, _ = trainer.restore(mngr, s.abstract_state, step)
-  mngr.close()
+  s, ts = trained.restore(config, workdir, step)
   parallel.check_batch_size(config.eval.batch_size)
   variables = trainer.variables_of(ts)
   heads = evaluate.eval_heads(config, s.model, variables)
+  class_names = list(s.builder.info.features["label"].names)
   modalities.get(config.input, s.builder.info.features)     # the model's streams are the dataset's
   flow = ((s.builder.info.metadata or {}).get("flow") or {}).get("algorithm", "")
-  return Predictor(config, s.model, s.mesh, variables, heads, list(class_names), int(ts.step),
+  return Predictor(config, s.model, s.mesh, variables, heads, class_names, int(ts.step),
                    stored_short_side(s.builder), flow, evaluate.view_outputs_fn(s.model, config, heads),
                    views_function(config.input))
 

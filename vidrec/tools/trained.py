@@ -7,19 +7,17 @@ from typing import Any, Callable, Sequence
 import ml_collections
 import numpy as np
 
-from vidrec.errors import MissingDataError
 
 
 def restore(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> tuple[Any, Any]:
-  """(trainer.Setup, TrainState at ``step``; default ``config.eval.checkpoint_step``, else the latest)."""
-  from vidrec import trainer  # pylint: disable=g-import-not-at-top
+  """(trainer.Setup, TrainState at ``step``; default ``config.eval.checkpoint_step``, else the latest).
+  Raises ``MissingDataError`` when the run has no checkpoint, or none of ``step``."""
+  from vidrec import recovery, trainer  # pylint: disable=g-import-not-at-top
   s = trainer.setup(config)
   mngr = trainer.checkpoint_manager(workdir, config)
-  if mngr.latest_step() is None:
-    raise MissingDataError(f"No checkpoint in {workdir}/checkpoints: train first.")
   if step is None and config.eval.get("checkpoint_step", -1) >= 0:
     step = config.eval.checkpoint_step
-  ts, _ = trainer.restore(mngr, s.abstract_state, step)
+  ts, _ = trainer.restore(mngr, s.abstract_state, recovery.check_step(mngr, step, workdir))
   mngr.close()
   return s, ts
 
