@@ -85,6 +85,7 @@ def test_from_scratch_would_start_and_says_so(data_dir, tmp_path, capsys):
   assert f"1: auxiliary network, last three layers: {tmp_path}/w/aux" in text and "frozen nothing" in text
 
 
+@pytest.mark.slow
 def test_train_py_dry_run_flag(tmp_path):
   result = subprocess.run(
       [sys.executable, "train.py", "--config", "configs/resnet3d_ucf101.py:synthetic", "--workdir",

@@ -13,7 +13,7 @@ import pytest
 from vidrec import config as config_lib
 from vidrec import optim, param_paths, procedures, trainer
 from vidrec.errors import UserError
-from vidrec.models import build_model
+from vidrec.models import build_model, layers
 
 AUX_LAST_THREE = {"scl_fc6", "scl_fc7", "classifier_aux"}      # CNN-M-2048's fc6, fc7, fc8
 
@@ -27,10 +27,11 @@ def _updated_modules(config) -> tuple[set[str], set[str]]:
   config = config_lib.with_overrides(config, {"optimizer.warmup_steps": 0})    # a non-zero first step
   model = build_model(config.model, 5)
   video = jnp.zeros(trainer.input_shape(config, 1))
-  params = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, video)["params"]
+  with layers.using_conv_impl("native"):
+    params = jax.jit(model.init)({"params": jax.random.key(0), "dropout": jax.random.key(1)}, video)["params"]
   tx, _ = optim.make_optimizer(config.optimizer, config.num_train_steps)
   grads = jax.tree.map(jnp.ones_like, params)
-  updates, _ = tx.update(grads, tx.init(params), params)
+  updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
   flat = param_paths.flatten(updates)
   return ({k.split("/")[0] for k in flat},
           {k.split("/")[0] for k, u in flat.items() if np.any(np.asarray(u) != 0)})
@@ -49,6 +50,7 @@ def test_paper_stages_freeze_what_the_paper_freezes(tmp_path):
   assert [s[1] for s in stages] == [str(tmp_path / "aux"), str(tmp_path)]
 
 
+@pytest.mark.slow
 def test_each_stage_updates_only_what_the_paper_trains(tmp_path):
   config = _config("synthetic")
   config.update(procedure="fstcn_stages", init_from=str(tmp_path / "pre"))   # as after pre-training
