@@ -39,6 +39,55 @@ def test_every_tensor_is_mapped_with_its_shape(arch):
   assert sum(int(np.prod(s)) for k, s in vidrec_shapes.items() if k.startswith("params/")) == NUM_PARAMS[arch]
 
 
+VGGM_SHAPES = {  # pretrainedmodels' vggm state dict (features: conv 0, 4, 8, 10, 12; classif: Linear 0, 3, 6)
+    "features.0.weight": (96, 3, 7, 7), "features.0.bias": (96,), "features.4.weight": (256, 96, 5, 5),
+    "features.4.bias": (256,), "features.8.weight": (512, 256, 3, 3), "features.8.bias": (512,),
+    "features.10.weight": (512, 512, 3, 3), "features.10.bias": (512,), "features.12.weight": (512, 512, 3, 3),
+    "features.12.bias": (512,), "classif.0.weight": (4096, 18432), "classif.0.bias": (4096,),
+    "classif.3.weight": (4096, 4096), "classif.3.bias": (4096,), "classif.6.weight": (1000, 4096),
+    "classif.6.bias": (1000,)}
+
+
+@pytest.mark.parametrize("arch,torch_shapes", [("u2s_resnet50", TORCHVISION_SHAPES["resnet50"]), ("vggm", VGGM_SHAPES)])
+def test_u2s_and_fstcn_maps_use_every_tensor_with_its_shape(arch, torch_shapes):
+  table = tm.tensor_map(arch)
+  assert sorted(t for t, _, _, _ in table) == sorted(torch_shapes)
+  vidrec_shapes = tm.variable_shapes(arch, 1000)
+  assert sorted(v for _, v, _, _ in table) == sorted(vidrec_shapes)
+  for t, v, fwd, inv in table:
+    x = np.zeros(torch_shapes[t], np.float32)
+    assert fwd(x).shape == vidrec_shapes[v] and inv(fwd(x)).shape == tuple(torch_shapes[t]), (t, v)
+  params = sum(int(np.prod(s)) for k, s in vidrec_shapes.items() if k.startswith("params/"))
+  assert params == {"u2s_resnet50": NUM_PARAMS["resnet50"], "vggm": 102_908_520}[arch]
+
+
+def test_vggm_fc6_and_conv1_follow_vidrec_layouts():
+  """fc6 reads torch's (C, H, W) flatten, vidrec flattens (H, W, C); conv1 reads BGR in torch, RGB here."""
+  w = np.arange(4 * 512 * 2 * 2, dtype=np.float32).reshape(4, 512 * 2 * 2)          # [O, C*H*W], H = W = 2
+  fwd, inv = next((f, i) for t, _, f, i in tm.tensor_map("vggm") if t == "classif.0.weight")
+  kernel = fwd(w)
+  c, h, x = 7, 1, 0
+  np.testing.assert_array_equal(kernel[(h * 2 + x) * 512 + c], w[:, c * 4 + h * 2 + x])
+  np.testing.assert_array_equal(inv(kernel), w)
+  conv = np.arange(2 * 3 * 1 * 1, dtype=np.float32).reshape(2, 3, 1, 1)
+  fwd = next(f for t, _, f, _ in tm.tensor_map("vggm") if t == "features.0.weight")
+  np.testing.assert_array_equal(fwd(conv)[0, 0, :, 1], conv[1, ::-1, 0, 0])         # R <- torch's channel 2
+
+
+def test_u2s_conversion_writes_both_branches(tmp_path):
+  from safetensors.numpy import save_file
+  rng = np.random.default_rng(5)
+  state = {k: 0.01 * rng.standard_normal(s, dtype=np.float32) for k, s in TORCHVISION_SHAPES["resnet50"].items()}
+  save_file(state, str(tmp_path / "r50.safetensors"))
+  convert.convert_torchvision("u2s_resnet50", str(tmp_path / "r50.safetensors"), str(tmp_path / "out"))
+  variables, meta = init_from.load_variables(str(tmp_path / "out"))
+  assert meta["copies"] == [["un_top", "csn_top"]]
+  np.testing.assert_array_equal(variables["params"]["csn_top"]["group2_block0"]["conv2"]["conv"]["kernel"],
+                                np.transpose(state["layer3.0.conv2.weight"], (2, 3, 1, 0)))
+  np.testing.assert_array_equal(variables["batch_stats"]["res2d"]["group1_block3"]["conv3"]["bn"]["var"],
+                                state["layer2.3.bn3.running_var"])
+
+
 def test_layout_transposes_match_hand_computed_values():
   conv3d = np.arange(2 * 3 * 3 * 1 * 1, dtype=np.float32).reshape(2, 3, 3, 1, 1)   # [O, I, kt, kh, kw]
   kernel = tm._conv_to_vidrec(conv3d)                                               # [kt, kh, kw, I, O]

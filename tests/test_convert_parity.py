@@ -20,7 +20,8 @@ SHAPES_FILE = os.path.join(os.path.dirname(__file__), "data", "torchvision_state
 
 @pytest.mark.parametrize("arch,shape", [("r3d_18", (2, 5, 37, 45)), ("r2plus1d_18", (1, 6, 33, 40)),
                                         ("mc3_18", (2, 5, 37, 45)), ("vgg16", (1, 45, 37)),
-                                        ("resnet18", (2, 45, 37)), ("resnet50", (1, 33, 50))])
+                                        ("resnet18", (2, 45, 37)), ("resnet50", (1, 33, 50)),
+                                        ("u2s_resnet50", (1, 33, 50)), ("vggm", (1, 204, 211))])
 def test_logits_match_torchvision(arch, shape):
   result = parity.parity(arch, shape, seed=1)
   assert result["max_rel"] < 1e-4, result
@@ -28,7 +29,7 @@ def test_logits_match_torchvision(arch, shape):
 
 def test_shape_table_matches_installed_torchvision():
   table = json.load(open(SHAPES_FILE))
-  for arch, shapes in table.items():
+  for arch, shapes in table.items():   # torchvision's own architectures (u2s_resnet50 reads resnet50's)
     namespace = torchvision.models.video if parity.ARCHS.get(arch).video else torchvision.models
     state = getattr(namespace, arch)(weights=None).state_dict()
     assert {k: list(v.shape) for k, v in state.items() if not k.endswith("num_batches_tracked")} == shapes

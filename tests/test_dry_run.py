@@ -96,8 +96,7 @@ def test_train_py_dry_run_flag(tmp_path):
   assert not (tmp_path / "w").exists()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", sorted(p.stem for p in (ROOT / "configs").glob("*_*.py")))
+@pytest.mark.parametrize("path", sorted(p.stem for p in (ROOT / "configs").glob("[a-z]*_*.py")))
 def test_dry_run_works_on_every_config(path, tmp_path, capsys):
   config = importlib.import_module(f"configs.{path}").get_config("")
   config.dataset.data_dir = str(tmp_path)

@@ -60,6 +60,26 @@ def test_channel_mean_adapter_is_tsn_cross_modality_init():
     init_from.make_plan(ckpt, model, "ckpt", adapter="nope")
 
 
+def test_i3d_inflate_gives_a_still_clip_the_2d_response():
+  """Carreira & Zisserman's boring-video property: the inflated 3D conv of T copies of a frame equals the
+  2D conv of the frame at every frame whose temporal window lies inside the clip."""
+  rng = np.random.default_rng(0)
+  k2d = rng.standard_normal((3, 3, 4, 5)).astype(np.float32)
+  plan = init_from.make_plan(_tree(**{"params/c/kernel": k2d}), _tree(**{"params/c/kernel": np.zeros((3, 3, 3, 4, 5))}),
+                             "ckpt", adapter="i3d_inflate")
+  k3d = np.asarray(plan.values["params/c/kernel"])
+  assert plan.status["params/c/kernel"] == "adapted" and k3d.shape == (3, 3, 3, 4, 5)
+  frame = rng.standard_normal((1, 6, 7, 4)).astype(np.float32)
+  clip = np.repeat(frame[:, None], 5, axis=1)
+  want = jax.lax.conv_general_dilated(frame, k2d, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  got = jax.lax.conv_general_dilated(clip, k3d, (1, 1, 1), "SAME", dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
+  for t in range(1, 4):
+    np.testing.assert_allclose(got[:, t], want, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="params/c/kernel"):             # spatial sizes differ: not inflatable
+    init_from.make_plan(_tree(**{"params/c/kernel": k2d}), _tree(**{"params/c/kernel": np.zeros((3, 5, 5, 4, 5))}),
+                        "ckpt", adapter="i3d_inflate")
+
+
 def _pretrained_dir(path, cfg, num_classes: int) -> dict:
   """A saved 'pretrained' model of cfg.model's layout with ``num_classes`` classes (random values)."""
   model = build_model(cfg.model, num_classes)
