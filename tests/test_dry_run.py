@@ -56,7 +56,8 @@ def test_downloaded_file_to_converted_weights_to_a_run_that_would_start(data_dir
     capsys.readouterr()
     assert dry_run.run(config, str(tmp_path / "w")) == 0
     text = capsys.readouterr().out
-    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.startswith(("layer", "conv1", "fc "))}
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()
+            if line.startswith(("layer", "conv1", "fc "))}
     assert rows["conv1"][:4] == ["5", "0", "0", "0"] and rows["fc"][:4] == ["0", "0", "2", "0"]    # fc: re-initialised
     assert all(r[1:4] == ["0", "0", "0"] for m, r in rows.items() if m.startswith("layer"))      # all loaded
     assert "pretrained: resnet18_imagenet (resnet18-f37072fd.pth)" in text and "would start" in text

@@ -136,7 +136,8 @@ def test_missing_weights_refuse_with_the_file_the_command_and_the_flag(tmp_path)
     pretrained.resolve(config)
   message = str(e.value)
   assert "vgg16-397923af.pth" in message and "--config.from_scratch=True" in message
-  assert f"python -m vidrec.convert torchvision --arch vgg16 --checkpoint vgg16-397923af.pth --out {tmp_path}/vgg" in message
+  command = f"python -m vidrec.convert torchvision --arch vgg16 --checkpoint vgg16-397923af.pth --out {tmp_path}/vgg"
+  assert command in message
   assert "\n" not in message                                                     # one paragraph
 
 

@@ -1,9 +1,10 @@
 """Logit parity of converted models against torchvision itself (needs the ``[torch]`` extra).
 
-``parity(arch)`` builds torchvision's ``arch`` (or the arch's ``reference``) with random weights (``weights=None``) and randomised
-BatchNorm affine parameters and running statistics (torchvision's fresh ones are 1/0/0/1, which would
-not test their mapping), saves its state dict to a ``.pth`` file, loads that file through
-:func:`vidrec.convert.load_torchvision` and compares logits in eval mode on one random input.
+``parity(arch)`` builds torchvision's ``arch`` (or the arch's ``reference``) with random weights
+(``weights=None``) and randomised BatchNorm affine parameters and running statistics (torchvision's
+fresh ones are 1/0/0/1, which would not test their mapping), saves its state dict to a ``.pth`` file,
+loads that file through :func:`vidrec.convert.load_torchvision` and compares logits in eval mode on one
+random input.
 """
 from __future__ import annotations
 
