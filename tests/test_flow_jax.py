@@ -103,6 +103,7 @@ def test_remap_and_median_match_opencv():
     assert keys == list(range(n))
 
 
+@pytest.mark.slow   # two compiles (uint8 and float input): 17 s wall at a load average of 20
 def test_flow_matches_opencv_on_a_batch():
   tex = _texture(64)
   prev = np.stack([tex[10:34, 10:38], tex[20:44, 20:48]])                 # [2, 24, 28]
