@@ -16,13 +16,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 if _FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FAST_COMPILE}".strip()
-# Set by the first process of a run (the xdist controller, or pytest alone), inherited by the rest. A
-# size limit turns on the cache's file lock, so that no process reads an entry another is still writing.
+# Made by the first process of a run (the xdist controller, or pytest alone) unless set already (a
+# cache kept across runs), inherited by the rest. A size limit turns on the cache's file lock, so that
+# no process reads an entry another is still writing.
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
 if _OWN_CACHE:
   os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="vidrec-tests-xla-cache-")
-  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
-  os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(4 << 30)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(4 << 30))
 
 import pytest  # noqa: E402
 
