@@ -194,3 +194,26 @@ def test_extract_many_splits_shared_batches_per_video():
     for stream in out:
       np.testing.assert_array_equal(out[stream], one[stream])
       assert out[stream].shape == (len(video) - 1,) + video.shape[1:] + (2,)
+
+
+def test_parent_flow_keeps_order_streams_and_skips_bad_videos():
+  from vidrec.data.builders import common, decode  # pylint: disable=g-import-not-at-top
+  tex = _texture()
+  task = lambda name: decode.VideoTask(source=name, label=0, video_id=name, short_side=16, jpeg_quality=90,
+                                       flow="tvl1", flow_backend="opencv")
+  grey = np.stack([tex[i:i + 16, i:i + 16] for i in range(3)])
+  items = [(task("plain"), {"video": "v0"}),                            # nothing owed: streams through
+           (task("a"), {"video": "v1", decode.GREY_FRAMES: grey}),
+           (task("one_frame"), {"video": "v2", decode.GREY_FRAMES: grey[:1]}),
+           (task("skipped"), decode.Skip("unreadable")),
+           (task("b"), {"video": "v3", decode.GREY_FRAMES: grey[::-1]})]
+  stream = common._parent_flow(iter(items), pairs=3)
+  assert next(stream)[1] == {"video": "v0"}
+  out = list(stream)
+  assert [t.video_id for t, _ in out] == ["a", "one_frame", "skipped", "b"]
+  assert isinstance(out[1][1], decode.Skip) and "one_frame" in out[1][1].reason
+  for (_, example), frames in ((out[0], grey), (out[3], grey[::-1])):
+    assert decode.GREY_FRAMES not in example and len(example["flow_x"]) == 2     # JPEG bytes per field
+    want = flow.quantize(flow.tvl1(frames[0], frames[1]))[..., 0]
+    got = np.frombuffer(cv2.imdecode(np.frombuffer(example["flow_x"][0], np.uint8), 0), np.uint8)
+    assert np.abs(got.reshape(want.shape).astype(int) - want).mean() < 2

@@ -52,9 +52,12 @@ def _parent_flow(items: Iterable[tuple[VideoTask, dict | Skip]], pairs: int = 64
   of consecutive videos at a time."""
   buffer, count = [], 0
   for task, result in items:
+    pending = not isinstance(result, Skip) and GREY_FRAMES in result
+    if not pending and not buffer:    # nothing owed: streams through
+      yield task, result
+      continue
     buffer.append((task, result))
-    if not isinstance(result, Skip) and GREY_FRAMES in result:
-      count += len(result[GREY_FRAMES]) - 1
+    count += len(result[GREY_FRAMES]) - 1 if pending else 0
     if count >= pairs:
       yield from add_flow(buffer)
       buffer, count = [], 0
