@@ -7,6 +7,7 @@ from typing import Any, Callable, Sequence
 import ml_collections
 import numpy as np
 
+from vidrec.errors import UserError
 
 
 def restore(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> tuple[Any, Any]:
@@ -17,8 +18,16 @@ def restore(config: ml_collections.ConfigDict, workdir: str, step: int | None = 
   mngr = trainer.checkpoint_manager(workdir, config)
   if step is None and config.eval.get("checkpoint_step", -1) >= 0:
     step = config.eval.checkpoint_step
-  ts, _ = trainer.restore(mngr, s.abstract_state, recovery.check_step(mngr, step, workdir))
-  mngr.close()
+  try:
+    ts, _ = trainer.restore(mngr, s.abstract_state, recovery.check_step(mngr, step, workdir))
+  except UserError:             # no checkpoint (of that step)
+    raise
+  except ValueError as e:       # orbax: a stored shape or tree that is not this config's model
+    raise UserError(f"The checkpoint in {workdir} does not fit the model this config builds "
+                    f"({str(e).strip().splitlines()[0][:200]}): use the config it was trained with "
+                    f"(WORKDIR/config.json), without overrides of model keys.") from e
+  finally:
+    mngr.close()
   return s, ts
 
 
