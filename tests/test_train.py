@@ -45,6 +45,7 @@ def test_one_step_same_loss_on_1_and_4_devices(data_dir):
   np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_reproduces_uninterrupted_run(data_dir, tmp_path, monkeypatch):
   cfg = tiny_config(data_dir)
   trainer.train(cfg, str(tmp_path / "full"))
