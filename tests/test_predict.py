@@ -69,6 +69,10 @@ def test_user_errors(trained_run, tmp_path):  # noqa: F811
     predict.run(predict.run_config(str(tmp_path)), str(tmp_path), sorted(trained_run.files))
   with pytest.raises(UserError, match="has no explanation figure"):
     explain.check(trained_run.config)
+  wider = predict.run_config(trained_run.workdir)
+  wider.model.width = 8                                         # an override the checkpoint does not fit
+  with pytest.raises(UserError, match="does not fit the model"):
+    predict.load(wider, trained_run.workdir)
 
 
 @pytest.mark.slow      # two fresh processes (TensorFlow, JAX, a compilation)
