@@ -11,8 +11,10 @@ and a 224 x 224 crop at the same place in every frame of the clip, no flipping (
 classes); three stages (``procedure = "u2s_stages"``, docs/models/u2s.md): UN, then the CSM from the
 trained UN over the training set, then CSN + MN with the UN frozen, then everything jointly. SGD
 momentum 0.9, weight decay 1e-4, batch 20, lr 1e-3 for stages 1 and 2 with x0.1 after 7 and 12 epochs,
-1e-4 for the joint stage; lambda = 0.5; N by the top-N rule at 85%; test: 10 crops (5 crops and their
-flips, as TSN [5]) of the segment centres, universal + bridge + specific scores averaged (Table I).
+1e-4 for the joint stage; lambda = 0.5; N by the top-N rule at 85% on the validation split (held out
+from training; docs/models/u2s.md); test: the 5 crops of TSN's 10 [5] without their flips (the paper
+applies no flipping to SSv2's mirror-sensitive classes) at the segment centres, universal + bridge +
+specific scores averaged (Table I).
 The paper does not give the length of each stage: 15 epochs for stages 1-2 (3 after the last decay)
 and 5 for the joint stage are our choice. It starts from Kinetics-pretrained Res2D/Res3D weights of
 its own (not public): the recipe starts from torchvision's ImageNet ResNet-50 instead, converted into
@@ -45,7 +47,7 @@ def get_config(arg: str = ""):
   u2s.u2s_model(c, csm_warmup_steps=2 * EPOCH)
   c.dataset.update(name="ssv2/default_s256", train_split="train", eval_split="validation")
   c.input.update(sampler="segments_shared", num_segments=18, frames_per_segment=1, resize=(240,),
-                 scale_jitter=(0, 0), crop=224, flip=False, test_spatial="five", test_flip=True)
+                 scale_jitter=(0, 0), crop=224, flip=False, test_spatial="five", test_flip=False)
   c.optimizer.update(lr=1e-3, momentum=0.9, weight_decay=1e-4, schedule="step",
                      decay_steps=(7 * EPOCH, 12 * EPOCH), grad_clip_norm=0.0)
   c.stages.update(steps=(15 * EPOCH, 15 * EPOCH, 5 * EPOCH), joint_lr=1e-4)

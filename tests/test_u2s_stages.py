@@ -64,7 +64,8 @@ def test_staged_schedule_end_to_end(data_dir, tmp_path):
   # The CSM pass: every training video once, exact per-class averages, N from the top-N rule.
   csm_vars, meta = init_from.load_variables(f"{workdir}/csm")
   stats = csm_vars["u2s_stats"]
-  source = pipeline.VideoSource(datasets.load_builder(c.dataset.name, data_dir), "train")
+  assert (meta["train_split"], meta["top_n_split"]) == ("train[:90%]", "train[90%:]")   # N held out
+  source = pipeline.VideoSource(datasets.load_builder(c.dataset.name, data_dir), meta["train_split"])
   labels = np.array([source.parse(source.read(i))["label"].numpy() for i in range(len(source))])
   np.testing.assert_array_equal(stats["class_count"], np.bincount(labels, minlength=len(stats["class_count"])))
   assert int(stats["updates"]) == len(source)

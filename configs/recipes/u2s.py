@@ -21,10 +21,11 @@ def u2s_model(c: ml_collections.ConfigDict, csm_warmup_steps: int) -> None:
   c.loss.update({"name": "u2s", "w_regular_weight": 0.5, "w_similarity": "clipped_cosine"})
   c.eval.heads = ()          # every logits* head the variant has: logits, logits_csn, logits_mn, logits_un
   c.procedure = "u2s_stages"
-  # UN; CSN + MN with the UN frozen; joint. top_n_split "": the CSM pass's own (training) split.
+  # UN; CSN + MN with the UN frozen; joint. N on held-out videos: top_n_split "auto" = the validation
+  # split, else the last held_out of the training split (vidrec.procedures.u2s.held_out_splits).
   c.stages = ml_collections.ConfigDict({
       "steps": (1, 1, 1), "frozen": "res2d/*,un_top/*,un_head/*", "joint_lr": 1e-4,
-      "top_n_standard": 0.85, "top_n_split": "",
+      "top_n_standard": 0.85, "top_n_split": "auto", "held_out": 0.1,
       "csn_init": "pretrained"})          # stage 2's csn_top: pretrained | un_top (vidrec.procedures.u2s)
 
 

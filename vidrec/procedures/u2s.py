@@ -10,7 +10,9 @@ jointly train the whole network with a relatively low learning rate."
 1. ``W/stage1``: the UN alone (``model.variant=one_pass``) for ``stages.steps[0]`` steps, with
    ``config.optimizer`` (and ``config.init_from``, e.g. pretrained weights).
 2. ``W/csm``: :func:`csm_pass` runs the stage-1 UN over the whole training split and averages Eq. 1's
-   sparsity per class over all samples; N comes from the top-N rule (:func:`resolve_num_confusing`). The
+   sparsity per class over all samples; N comes from the top-N rule (:func:`resolve_num_confusing`) on
+   held-out videos (:func:`held_out_splits`: the dataset's validation split, else the last
+   ``stages.held_out`` of the training split, which then no stage trains on). The
    statistics, the stage-1 variables and the CSN's starting Res3D (:func:`csn_top_init`) are written as
    an ``init_from`` directory (``meta.json`` holds N and where ``csn_top`` came from).
 3. ``W/stage2``: CSN + MN for ``stages.steps[1]`` steps, initialised from ``W/csm``, the UN (its shared
@@ -25,6 +27,7 @@ that was interrupted and skips the finished ones.
 from __future__ import annotations
 
 import json
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +36,7 @@ import numpy as np
 
 from vidrec import config as config_lib
 from vidrec import aggregations, evaluate, fs, init_from, trainer
-from vidrec.data import modalities, pipeline
+from vidrec.data import datasets, modalities, pipeline
 from vidrec.errors import UserError
 from vidrec.models import csm as csm_lib
 from vidrec.models import u2s
@@ -42,6 +45,37 @@ CSM_DIR = "csm"
 STAGE_DIRS = ("stage1", "stage2", "")       # stage 3 trains in the workdir itself
 STAGE2_VARIABLES = "stage2/variables"
 CSN_INITS = ("pretrained", "un_top")
+AUTO = "auto"                               # stages.top_n_split: choose a held-out split
+
+
+def held_out_splits(config: ml_collections.ConfigDict, available: Sequence[str]) -> tuple[str, str]:
+  """(training split of every stage, split of the top-N rule). The paper's standard ("the top-N accuracy
+  ... reaches 85%", Sec. IV-B) reads as a held-out figure: a UN's top-N accuracy on its own training
+  videos is inflated, so N would come out too small. ``stages.top_n_split="auto"`` takes the dataset's
+  ``validation`` split where ``available`` has one, else holds out the last ``stages.held_out`` (a
+  fraction) of the training split: the stages train on ``train[:90%]`` and N is read on ``train[90%:]``.
+  Any other value is the split to read N on, the training split unchanged."""
+  train, chosen = config.dataset.train_split, config.stages.get("top_n_split", AUTO)
+  if chosen != AUTO:
+    return train, chosen or train
+  if "validation" in available:
+    return train, "validation"
+  if "[" in train:
+    raise UserError(f"stages.top_n_split='auto' would hold out the end of dataset.train_split={train!r}, which "
+                    f"is already a slice: name the split to choose N on, e.g. --config.stages.top_n_split="
+                    f"'train[90%:]', and keep those videos out of dataset.train_split.")
+  keep = round(100 * (1 - config.stages.held_out))
+  if not 0 < keep < 100:
+    raise UserError(f"stages.held_out={config.stages.held_out} must be a fraction in (0, 1), e.g. 0.1.")
+  return f"{train}[:{keep}%]", f"{train}[{keep}%:]"
+
+
+def with_held_out(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """``config`` with :func:`held_out_splits` resolved into ``dataset.train_split`` and
+  ``stages.top_n_split`` (the dataset's split names read from its builder)."""
+  splits = datasets.load_builder(config.dataset.name, config.dataset.data_dir or None).info.splits
+  train, top_n = held_out_splits(config, list(splits.keys()))
+  return config_lib.with_overrides(config, {"dataset.train_split": train, "stages.top_n_split": top_n})
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -157,11 +191,11 @@ def _write_csm(config: ml_collections.ConfigDict, workdir: str, ts: trainer.Trai
     return
   setup = trainer.setup(config)
   stats, scores, labels = csm_pass(config, setup, ts, config.dataset.train_split)
-  if config.stages.top_n_split and config.stages.top_n_split != config.dataset.train_split:
+  if config.stages.top_n_split != config.dataset.train_split:
     _, scores, labels = csm_pass(config, setup, ts, config.stages.top_n_split)
   used, rule = resolve_num_confusing(config, scores, labels)
   meta = {"num_confusing": used, "top_n_rule": rule, "top_n_standard": config.stages.top_n_standard,
-          "top_n_split": config.stages.top_n_split or config.dataset.train_split,
+          "top_n_split": config.stages.top_n_split, "train_split": config.dataset.train_split,
           "similarity_offdiag_min_mean_max": similarity_summary(stats),
           "source": str(fs.path(workdir) / STAGE_DIRS[0])}
   variables = {"params": dict(ts.params), **{c: dict(tree) for c, tree in ts.model_state.items()}}
@@ -204,6 +238,7 @@ def stages(config: ml_collections.ConfigDict, workdir: str) -> list[tuple[str, s
 def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: bool = False) -> None:
   """Runs (or resumes) the three stages and the CSM pass between stages 1 and 2."""
   check(config)
+  config = with_held_out(config)
   root = fs.path(workdir)
   ts = trainer.train(stage_config(config, 1, workdir), str(root / STAGE_DIRS[0]), allow_config_change)
   _write_csm(stage_config(config, 1, workdir), workdir, ts)
