@@ -71,6 +71,12 @@ def test_staged_schedule_end_to_end(data_dir, tmp_path):
   assert int(stats["updates"]) == len(source)
   assert np.all((stats["class_sparsity"] >= 0) & (stats["class_sparsity"] <= 1))
   assert meta["num_confusing"] == meta["top_n_rule"] and 1 <= meta["top_n_rule"] <= len(stats["class_count"])
+  # Without pretrained weights the CSN's Res3D starts as the trained UN's (stages.csn_init, issue 29).
+  assert meta["csn_top"] == "stage 1 (un_top)"
+  un, csn = _group(csm_vars, ("params/un_top/",)), _group(csm_vars, ("params/csn_top/",))
+  assert len(un) == len(csn) > 0
+  for k in un:
+    np.testing.assert_array_equal(csn[k.replace("un_top", "csn_top")], un[k], err_msg=k)
 
   # Stage 2: the UN (shared Res2D included) is bit-identical to stage 1's; the statistics too.
   frozen = ("params/res2d/", "params/un_top/", "params/un_head/")
