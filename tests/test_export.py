@@ -46,8 +46,9 @@ def test_export_runs_without_vidrec_and_gives_predict_probabilities(trained_run,
   assert record["frames_per_view"] == 4 and record["crop"] == 24 and record["crops_per_clip"] == 3
   assert json.load(open(tmp_path / "classes.json")) == list(trained_run.scores["class_names"])
   out = [str(tmp_path / n) for n in ("all.npy", "two.npy")]
-  run = subprocess.run([sys.executable, "-c", LOADER_CHECK, os.path.join(ROOT, "vidrec", "tools"), str(tmp_path),
-                        str(tmp_path / "example_views.npy"), *out], capture_output=True, text=True, timeout=300)
+  run = subprocess.run([sys.executable, "-c", LOADER_CHECK, os.path.join(ROOT, "vidrec", "tools"),
+                        str(tmp_path), str(tmp_path / "example_views.npy"), *out],
+                       capture_output=True, text=True, timeout=300)
   assert run.returncode == 0, run.stderr
   probabilities = np.load(out[0])
   k = trained_run.files[video]
@@ -62,7 +63,8 @@ def test_export_runs_without_vidrec_and_gives_predict_probabilities(trained_run,
 def test_loader_script_prints_top5(trained_run, tmp_path):  # noqa: F811
   export.export(predict.run_config(trained_run.workdir), trained_run.workdir, str(tmp_path), per_view=True,
                 example=sorted(trained_run.files)[0])
-  run = subprocess.run([sys.executable, os.path.join(ROOT, "vidrec", "tools", "export_loader.py"), str(tmp_path),
+  loader = os.path.join(ROOT, "vidrec", "tools", "export_loader.py")
+  run = subprocess.run([sys.executable, loader, str(tmp_path),
                         str(tmp_path / "example_views.npy")], capture_output=True, text=True, timeout=300)
   assert run.returncode == 0, run.stderr
   lines = run.stdout.strip().splitlines()
@@ -77,4 +79,5 @@ def test_saved_model_gives_the_same_probabilities(trained_run, tmp_path):  # noq
   views = np.load(tmp_path / "example_views.npy")
   served = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
   (probabilities,) = served(views=tf.constant(views)).values()
-  np.testing.assert_allclose(probabilities.numpy(), np.load(tmp_path / "example_probabilities.npy"), atol=1e-6)
+  np.testing.assert_allclose(probabilities.numpy(), np.load(tmp_path / "example_probabilities.npy"),
+                             atol=1e-6)

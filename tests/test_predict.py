@@ -35,7 +35,8 @@ def test_files_get_the_scores_eval_gives_their_records(trained_run, predictor): 
 
 
 def test_bad_files_are_reported_and_the_others_predicted(trained_run, predictor, tmp_path):  # noqa: F811
-  bad = {"corrupt.mp4": fx.write_corrupt(tmp_path / "corrupt.mp4"), "empty.avi": fx.write_empty(tmp_path / "empty.avi"),
+  bad = {"corrupt.mp4": fx.write_corrupt(tmp_path / "corrupt.mp4"),
+         "empty.avi": fx.write_empty(tmp_path / "empty.avi"),
          "truncated.mp4": fx.write_truncated(tmp_path / "truncated.mp4", n_frames=24, codec="libx264")}
   header = tmp_path / "too_short.webm"                          # the first bytes only: no whole frame
   header.write_bytes(open(sorted(trained_run.files)[1], "rb").read()[:200])
@@ -78,7 +79,8 @@ def test_user_errors(trained_run, tmp_path):  # noqa: F811
 @pytest.mark.slow      # two fresh processes (TensorFlow, JAX, a compilation)
 def test_command_line_exit_codes_json_and_videos_per_second(trained_run, tmp_path):  # noqa: F811
   broken = fx.write_corrupt(trained_run.folder.parent / "broken" / "broken.avi")
-  out = subprocess.run([sys.executable, "predict.py", "--workdir", trained_run.workdir, str(trained_run.folder),
+  out = subprocess.run([sys.executable, "predict.py", "--workdir", trained_run.workdir,
+                        str(trained_run.folder),
                         str(broken), "--top_k", "3", "--json", str(tmp_path / "out.jsonl"),
                         "--config.eval.batch_size=4"], cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert out.returncode == 1, out.stderr

@@ -127,7 +127,8 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
   return out
 
 
-def file_streams(path: str, keys: Sequence[str], short_side: int, flow_algorithm: str) -> dict[str, np.ndarray]:
+def file_streams(path: str, keys: Sequence[str], short_side: int,
+                 flow_algorithm: str) -> dict[str, np.ndarray]:
   """The record streams ``keys`` of one video file as ``prepare`` would store them, before JPEG: ``video``
   uint8 [T, H, W, 3] at short side ``short_side``; ``<stream>_x`` / ``_y`` [T-1, H, W, 1], the quantised
   fields of ``flow.extract``. Raises ``decode.BadVideo`` for a file that does not decode."""
@@ -136,7 +137,8 @@ def file_streams(path: str, keys: Sequence[str], short_side: int, flow_algorithm
   frames, _ = decode.decode_video(path, short_side)
   streams = {"video": frames}
   if set(keys) - set(streams):
-    fields = flow_lib.extract(frames, flow_algorithm or "tvl1", warped=any(k.startswith("warped") for k in keys))
+    warped = any(k.startswith("warped") for k in keys)
+    fields = flow_lib.extract(frames, flow_algorithm or "tvl1", warped=warped)
     for name, f in fields.items():
       streams[f"{name}_x"], streams[f"{name}_y"] = f[..., :1], f[..., 1:]
   return {k: streams[k] for k in keys}
@@ -264,7 +266,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, inputs: Sequence[str], 
   from vidrec import explain  # pylint: disable=g-import-not-at-top
   files = expand_inputs(inputs)
   if not files:
-    raise UserError(f"No video files in {' '.join(inputs)} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))}).")
+    raise UserError(f"No video files in {' '.join(inputs)} (looked for "
+                    f"{', '.join(sorted(VIDEO_EXTENSIONS))}).")
   p = load(config, workdir, step)
   if explain_dir:
     explain.check(p.config)
@@ -276,7 +279,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, inputs: Sequence[str], 
   for r in results:
     print(report_line(r, p, top))
   done = [r for r in results if r.error is None]
-  print(f"predicted {len(done)} of {len(results)} files in {seconds:.2f} s: {len(done) / seconds:.2f} videos/s, "
+  print(f"predicted {len(done)} of {len(results)} files in {seconds:.2f} s: "
+        f"{len(done) / seconds:.2f} videos/s, "
         f"{sum(r.num_views for r in done) / seconds:.1f} views/s (step {p.step}, {p.config.eval.aggregation} "
         f"of {p.heads[0]}; compiling took {compile_seconds:.1f} s before)")
   if json_path:

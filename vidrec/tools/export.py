@@ -67,7 +67,8 @@ def preprocess_record(p, head: str, per_view: bool, view_shape: Sequence[int]) -
                                                 "frames_per_segment", "num_test_segments", "test_clip_stride",
                                                 "diff_offset", "short_video") if k in cfg},
       "test_spatial": cfg.test_spatial, "test_flip": bool(cfg.test_flip),
-      "crops_per_clip": evaluate.num_test_crops(cfg), "view_order": "clip-major: view = clip * crops_per_clip + crop",
+      "crops_per_clip": evaluate.num_test_crops(cfg),
+      "view_order": "clip-major: view = clip * crops_per_clip + crop",
       "aggregation": p.config.eval.aggregation, "aggregated_inside": not per_view,
       "output": "float32 [V, C] softmax per view" if per_view else
                 f"float32 [C]: {p.config.eval.aggregation} over the V views",
@@ -132,7 +133,8 @@ def main(argv) -> None:
   print(f"wrote {f.out}/model.jaxexport, classes.json, preprocess.json"
         f"{', example_views.npy, example_probabilities.npy' if f.example else ''}"
         f"{', saved_model/' if f.saved_model else ''}: {record['output']}, "
-        f"views uint8 [V, {record['frames_per_view']}, {record['crop']}, {record['crop']}, {record['channels']}], "
+        f"views uint8 [V, {record['frames_per_view']}, {record['crop']}, {record['crop']}, "
+        f"{record['channels']}], "
         f"platforms {record['platforms']}")
 
 
