@@ -210,6 +210,6 @@ def test_u2s_stage2_csn_top_inherits_the_pretrained_res3d(tmp_path):
 
 def test_unknown_source_is_a_config_error():
   config = config_lib.base_config()
-  config.pretrained = "imagenet"
+  config.update(pretrained="imagenet", from_scratch=True)
   with pytest.raises(KeyError, match="r3d_18_kinetics400"):
-    config_lib.validate(config)
+    pretrained.resolve(config)

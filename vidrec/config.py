@@ -94,9 +94,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.input.test_spatial not in samplers.SPATIAL_SCHEMES:
     raise UserError(f"input.test_spatial must be one of {samplers.SPATIAL_SCHEMES}")
   profiling.parse_steps(config.profile_steps)
-  if config.get("pretrained"):
-    from vidrec import pretrained  # pylint: disable=g-import-not-at-top
-    pretrained.SOURCES.get(config.pretrained)
   for key in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps", "accum_steps"):
     if config[key] <= 0:
       raise UserError(f"{key} must be positive, got {config[key]}")

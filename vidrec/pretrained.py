@@ -118,7 +118,9 @@ def refusal(config: ml_collections.ConfigDict) -> str | None:
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The config a run starts with: unchanged when its weights are there, without ``init_from`` under
   ``from_scratch`` (one warning line); raises ``UserError`` (exit 2) when the declared weights are missing
-  or partial BN would freeze fresh BatchNorm statistics."""
+  or partial BN would freeze fresh BatchNorm statistics, and an unknown ``pretrained`` name."""
+  if config.get("pretrained", ""):
+    SOURCES.get(config.pretrained)
   problem = refusal(config)
   if problem:
     raise UserError(problem)
