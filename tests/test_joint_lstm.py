@@ -333,3 +333,30 @@ def test_visualisation_helpers(tmp_path):
   np.testing.assert_array_equal(values, [2.0, 1.5])
   vis.render_curves([(str(tmp_path / "run"), "x")], str(tmp_path / "loss.png"))
   assert (tmp_path / "att.png").stat().st_size > 0 and (tmp_path / "loss.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_term_gradients_tool_splits_the_loss_and_its_gradient():
+  """``vidrec.tools.joint_lstm_terms``: the values are the joint_lstm loss's terms; lambda R reaches the
+  convnet branches only (the attention is a stop-gradient target); the CE and lambda R groups add up to
+  the total gradient (their modules' norms obey the triangle inequality, and equal it where one group
+  alone reaches a module)."""
+  from vidrec.tools.joint_lstm_terms import term_gradients
+  model = JointLSTM(num_classes=C, **TINY)
+  video = _video(t=4)
+  params = _random_params(model, video)
+  cfg = ml_collections.ConfigDict({"lambda_att": 1000.0})
+  labels = jnp.array([1, 4])
+  values, norms = term_gradients(model, params, video, labels, cfg, 0)
+  out = model.apply({"params": params}, video, train=True, rngs={"dropout": jax.random.key(0)})
+  want = joint_lstm_loss(out, labels, cfg, params)
+  assert values.keys() == want.keys()
+  for k in want:
+    np.testing.assert_allclose(values[k], want[k], rtol=1e-5, err_msg=k)
+  reg = {m for m, v in norms["lambda R"].items() if v > 0}
+  assert reg == {"conv_pool4", "conv_conv5_3"}
+  for m, v in norms["total"].items():
+    ce, r = norms["CE"][m], norms["lambda R"][m]
+    assert abs(ce - r) * (1 - 1e-4) <= v <= (ce + r) * (1 + 1e-4) + 1e-12, m
+    if m not in reg:
+      np.testing.assert_allclose(v, ce, rtol=1e-5, err_msg=m)
