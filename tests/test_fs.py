@@ -91,6 +91,7 @@ def test_append_file_on_an_object_store_rewrites_the_whole_object(gcs):
   assert epath.Path(p).read_text() == "a\nb\n"
 
 
+@pytest.mark.slow
 def test_train_resume_and_evaluate_on_gcs(gcs, data_dir, tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)   # a path mangled into a local one would land here
   workdir = f"{gcs}/run"

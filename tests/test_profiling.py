@@ -8,6 +8,7 @@ from vidrec import profiling, trainer
 from vidrec.errors import UserError
 
 
+@pytest.mark.slow
 def test_profile_steps_writes_a_trace_and_reports_compilation(data_dir, tmp_path, capsys):
   cfg = tiny_config(data_dir)
   cfg.num_train_steps, cfg.profile_steps = 2, "2,2"

@@ -39,6 +39,7 @@ def _make_tiny_folder(root: Path) -> None:
                      seed=10 * ci + k)
 
 
+@pytest.mark.slow
 def test_prepare_command_then_train_and_evaluate(tmp_path):
   manual, data = tmp_path / "videos", tmp_path / "data"
   _make_tiny_folder(manual)

@@ -84,6 +84,7 @@ def test_undecodable_record_is_replaced_deterministically(data_dir, bad_data_dir
   np.testing.assert_array_equal(b[0]["video"], batches(bad)[0]["video"])   # the same on a re-run
 
 
+@pytest.mark.slow
 def test_training_on_undecodable_record_runs_and_counts_it(trained, bad_data_dir):
   rows = _rows(trained)
   assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
@@ -100,6 +101,7 @@ def test_too_many_unreadable_videos_stop_naming_them():
     faults.counts()
 
 
+@pytest.mark.slow
 def test_eval_leaves_out_and_reports_undecodable_video(trained, bad_data_dir):
   cfg = _config(bad_data_dir)
   report = evaluate.evaluate(cfg, trained)
@@ -128,6 +130,7 @@ def _damage(workdir: str, step: int, damage) -> None:
       damage(os.path.join(folder, name))
 
 
+@pytest.mark.slow
 def test_truncated_latest_checkpoint_is_set_aside_and_the_previous_one_resumed(trained, bad_data_dir, tmp_path,
                                                                                 caplog):
   workdir = str(tmp_path / "run")
@@ -147,6 +150,7 @@ def test_truncated_latest_checkpoint_is_set_aside_and_the_previous_one_resumed(t
   np.testing.assert_allclose([resumed[k] for k in range(1, 7)], [original[k] for k in range(1, 7)], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_garbled_checkpoints_are_skipped_and_none_readable_is_a_user_error(trained, bad_data_dir, tmp_path):
   cfg = _config(bad_data_dir)
   s = trainer.setup(cfg)
@@ -164,6 +168,7 @@ def test_garbled_checkpoints_are_skipped_and_none_readable_is_a_user_error(train
   mngr.close()
 
 
+@pytest.mark.slow
 def test_a_failed_save_never_removes_the_last_good_checkpoint(trained, bad_data_dir, tmp_path, monkeypatch):
   """keep_checkpoints=1: orbax deletes step 3 only after step 6 is committed (renamed from its temporary
   directory); a save that fails before that (here: the commit rename itself) leaves step 3 listed and
@@ -200,6 +205,7 @@ def _nan_gradient_at(update: int) -> optax.GradientTransformation:
                                      count + 1))
 
 
+@pytest.mark.slow
 def test_nan_gradient_with_finite_loss_never_reaches_a_checkpoint(data_dir, tmp_path, monkeypatch):
   cfg = tiny_config(data_dir)
   cfg.checkpoint_every_steps = 2
@@ -223,6 +229,7 @@ def test_non_finite_gradient_norm_is_named():
     trainer._check_finite(pending)  # pylint: disable=protected-access
 
 
+@pytest.mark.slow
 def test_config_change_guard(trained, bad_data_dir):
   with open(os.path.join(trained, "config.json")) as f:
     saved = json.load(f)
@@ -249,6 +256,7 @@ def test_metrics_rows_after_the_checkpoint_are_dropped(tmp_path):
   assert [r["step"] for r in _rows(str(tmp_path))] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_eval_errors_name_the_fix(trained, bad_data_dir, tmp_path):
   cfg = _config(bad_data_dir)
   with pytest.raises(MissingDataError, match="No checkpoint in .*: train first"):

@@ -104,6 +104,7 @@ def _command(args: list[str]) -> subprocess.Popen:
                           stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_user_errors_of_the_commands_exit_2_with_one_paragraph(data_dir, tmp_path):
   """Started together (they only import and validate): each exits 2 with its message and the fix."""
   synthetic = "configs/resnet3d_ucf101.py:synthetic"

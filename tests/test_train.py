@@ -84,6 +84,7 @@ def test_resume_reproduces_uninterrupted_run(data_dir, tmp_path, monkeypatch):
   assert os.path.exists(tmp_path / "resumed" / "eval" / "test_confusion.png")
 
 
+@pytest.mark.slow
 def test_nan_stops_training_and_keeps_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
   cfg = tiny_config(data_dir)
   cfg.checkpoint_every_steps = 2
