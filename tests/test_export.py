@@ -1,6 +1,6 @@
 """The exported inference function: run in a fresh process with jax and numpy alone (no vidrec, flax or
-TensorFlow imported) it gives predict.py's probabilities; the batch of views is symbolic; the rules
-inside it are vidrec.aggregations' rules."""
+TensorFlow imported) it gives predict.py's probabilities; it is made from the workdir alone (no dataset);
+the batch of views is symbolic; the rules inside it are vidrec.aggregations' rules."""
 import json
 import os
 import re
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trained_run import trained_run  # noqa: F401  (the session fixture)
+from trained_run import no_dataset, trained_run, workdir_alone  # noqa: F401  (the session fixture)
 from vidrec import aggregations, predict
 from vidrec.tools import export
 
@@ -41,8 +41,9 @@ def test_rules_inside_the_export_are_the_numpy_rules(rule):
 
 def test_export_runs_without_vidrec_and_gives_predict_probabilities(trained_run, tmp_path):  # noqa: F811
   video = sorted(trained_run.files)[1]
-  record = export.export(predict.run_config(trained_run.workdir), trained_run.workdir, str(tmp_path),
-                         example=video)
+  workdir = workdir_alone(trained_run.workdir, tmp_path / "copy")          # with no dataset to open
+  with no_dataset():
+    record = export.export(predict.run_config(workdir), workdir, str(tmp_path), example=video)
   assert record["frames_per_view"] == 4 and record["crop"] == 24 and record["crops_per_clip"] == 3
   assert json.load(open(tmp_path / "classes.json")) == list(trained_run.scores["class_names"])
   out = [str(tmp_path / n) for n in ("all.npy", "two.npy")]

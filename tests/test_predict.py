@@ -1,5 +1,6 @@
-"""predict.py: video files holding a test split's frames get eval.py's scores; bad files are reported and
-the rest predicted; a folder is walked and left as it was; exit codes 0 / 1 / 2."""
+"""predict.py: video files holding a test split's frames get eval.py's scores, from the workdir alone (no
+dataset); bad files are reported and the rest predicted; a folder is walked and left as it was; exit
+codes 0 / 1 / 2."""
 import json
 import os
 import shutil
@@ -11,16 +12,38 @@ import numpy as np
 import pytest
 
 import fixtures_video as fx
-from trained_run import trained_run  # noqa: F401  (the session fixture)
+from trained_run import no_dataset, trained_run, workdir_alone  # noqa: F401  (the session fixture)
 from vidrec import explain, predict
+from vidrec.data import datasets
 from vidrec.errors import MissingDataError, UserError
+from vidrec.tools import dataset_record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def predictor(trained_run):  # noqa: F811
-  return predict.load(predict.run_config(trained_run.workdir), trained_run.workdir)
+def predictor(trained_run, tmp_path_factory):  # noqa: F811
+  """The run loaded from a copy of its workdir, with no dataset to open."""
+  workdir = workdir_alone(trained_run.workdir, tmp_path_factory.mktemp("alone"))
+  with no_dataset():
+    return predict.load(predict.run_config(workdir), workdir)
+
+
+def test_dataset_json_holds_what_inference_needs(trained_run, tmp_path):  # noqa: F811
+  """Training wrote W/dataset.json; a workdir without it (trained before) falls back to the dataset, and
+  without the dataset too it is a user error naming the fix (the tool that writes the file)."""
+  record = json.load(open(os.path.join(trained_run.workdir, "dataset.json")))
+  builder = datasets.load_builder(trained_run.config.dataset.name, trained_run.config.dataset.data_dir)
+  assert record["class_names"] == list(trained_run.scores["class_names"]) and record["num_classes"] == 12
+  assert record["short_side"] == 32 and record["flow"] is None and "video" in record["features"]
+  assert record["flip_label_map"] == builder.flip_label_map() != list(range(12))   # left <-> right classes
+  old = workdir_alone(trained_run.workdir, tmp_path, keep_dataset_record=False)
+  with pytest.raises(MissingDataError, match="no dataset.json.*vidrec.tools.dataset_record --workdir"):
+    predict.dataset_of(predict.run_config(old), old)
+  assert predict.dataset_of(trained_run.config, old) == record        # the config's data_dir: the builder
+  assert dataset_record.write(old, trained_run.config.dataset.data_dir) == record
+  with no_dataset():
+    assert predict.dataset_of(predict.run_config(old), old) == record
 
 
 def test_files_get_the_scores_eval_gives_their_records(trained_run, predictor):  # noqa: F811
@@ -96,6 +119,11 @@ def test_command_line_exit_codes_json_and_videos_per_second(trained_run, tmp_pat
                            cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert missing.returncode == 2 and "Traceback" not in missing.stderr
   assert "does not exist" in " ".join(missing.stderr.split())
+  old = workdir_alone(trained_run.workdir, tmp_path / "old", keep_dataset_record=False)
+  no_data = subprocess.run([sys.executable, "predict.py", "--workdir", old, str(trained_run.folder)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+  assert no_data.returncode == 2 and "Traceback" not in no_data.stderr
+  assert "python -m vidrec.tools.dataset_record" in " ".join(no_data.stderr.split())
 
 
 def test_flow_streams_are_computed_from_the_file(tmp_path):

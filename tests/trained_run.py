@@ -2,8 +2,12 @@
 with its eval.py scores and the videos of its test split written as files."""
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
 import types
 from pathlib import Path
+from unittest import mock
 
 import av
 import numpy as np
@@ -35,6 +39,24 @@ def record_frames(source: pipeline.VideoSource, index: int) -> np.ndarray:
   """The frames of test record ``index`` exactly as evaluation decodes them (TF's JPEG decoder)."""
   _, (jpegs,) = pipeline.parse_record(source.read(index), ["video"])
   return np.stack([tf.io.decode_jpeg(j, channels=3).numpy() for j in jpegs])
+
+
+def workdir_alone(workdir: str, dest: Path, keep_dataset_record: bool = True) -> str:
+  """A copy of ``workdir`` as another machine gets it: its config's ``dataset.data_dir`` an empty folder
+  (and, ``keep_dataset_record=False``, no ``dataset.json``: a run trained before training wrote one)."""
+  shutil.copytree(workdir, dest / "run")
+  (dest / "empty").mkdir()
+  config = json.loads((dest / "run" / "config.json").read_text())
+  config["dataset"]["data_dir"] = str(dest / "empty")
+  (dest / "run" / "config.json").write_text(json.dumps(config))
+  if not keep_dataset_record:
+    (dest / "run" / "dataset.json").unlink()
+  return str(dest / "run")
+
+
+def no_dataset() -> contextlib.AbstractContextManager:
+  """Opening any dataset fails inside this context."""
+  return mock.patch.object(datasets, "load_builder", side_effect=AssertionError("a dataset was opened"))
 
 
 @pytest.fixture(scope="session")

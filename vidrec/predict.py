@@ -1,7 +1,10 @@
 """Predicting video files with a trained run (``predict.py``): no dataset split, no ``--config``.
 
 A run's ``WORKDIR/config.json`` (written by training) gives the config, the final stage's for staged
-procedures (``procedures.eval_config``), and its checkpoint the weights and class names. Each file is
+procedures (``procedures.eval_config``), its ``WORKDIR/dataset.json`` (``run_record.dataset_record``) the
+class names, the short side frames were stored at and the flow algorithm, and its checkpoint the
+weights: the workdir alone is enough, the dataset is not opened (only for a workdir trained before
+``dataset.json`` was written, see :func:`dataset_of`). Each file is
 decoded with PyAV as ``prepare`` decodes it (``decode.decode_video``: every container and codec,
 resized to the short side the run's dataset was stored at; flow streams computed on the fly with
 ``vidrec.data.flow.extract``, the algorithm the dataset was prepared with), sampled by the test sampler
@@ -31,7 +34,8 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from vidrec import aggregations, evaluate, fs, parallel, procedures
+from vidrec import aggregations, evaluate, fs, parallel, procedures, run_record
+from vidrec.data import datasets
 from vidrec.data import flow as flow_lib
 from vidrec.data import modalities, pipeline
 from vidrec.data.builders import decode
@@ -60,14 +64,32 @@ def run_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(_tuples(json.loads((root / "config.json").read_text())))
 
 
-def stored_short_side(builder) -> int:
-  """The short side the run's dataset stores its frames at (a prepared dataset's ``short_side``, the
-  synthetic dataset's ``resolution``): decoded files are resized to it, as ``prepare`` resizes."""
-  side = getattr(builder, "short_side", None) or getattr(builder.builder_config, "resolution", None)
-  if not side:
-    raise UserError(f"Dataset {builder.info.full_name} records no short side its frames were stored at, "
-                    f"so video files cannot be resized as it was prepared.")
-  return int(side)
+def dataset_of(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """What inference needs about the run's dataset: ``WORKDIR/dataset.json``, which training writes; for a
+  workdir trained before it was, the same read from the prepared dataset (never prepared here)."""
+  record = run_record.read_dataset_record(workdir)
+  if record is not None:
+    return record
+  name, data_dir = config.dataset.name, config.dataset.data_dir or datasets.default_data_dir()
+  try:
+    builder = datasets.load_builder(name, data_dir, prepare=False)
+  except MissingDataError as e:
+    raise MissingDataError(
+        f"{workdir} holds no dataset.json (it was trained before training wrote one) and its dataset "
+        f"{name!r} is not prepared in {data_dir}, so its class names and the size its frames were stored "
+        f"at are unknown. Where the dataset is, write the file once: python -m vidrec.tools.dataset_record "
+        f"--workdir {workdir} [--data_dir D]; or pass --config.dataset.data_dir=D (the folder it was "
+        f"prepared in).") from e
+  return run_record.dataset_record(builder, name)
+
+
+def stored_short_side(dataset: dict[str, Any]) -> int:
+  """The short side the run's dataset stores its frames at (``dataset_of``): decoded files are resized
+  to it, as ``prepare`` resizes."""
+  if not dataset["short_side"]:
+    raise UserError(f"Dataset {dataset['name']} records no short side its frames were stored at, so video "
+                    f"files cannot be resized as it was prepared.")
+  return int(dataset["short_side"])
 
 
 @dataclasses.dataclass
@@ -92,15 +114,15 @@ def load(config: ml_collections.ConfigDict, workdir: str, step: int | None = Non
   from vidrec import trainer  # pylint: disable=g-import-not-at-top
   from vidrec.tools import trained  # pylint: disable=g-import-not-at-top
   config = procedures.eval_config(config, workdir)
-  s, ts = trained.restore(config, workdir, step)
+  dataset = dataset_of(config, workdir)
+  s, ts = trained.restore(config, workdir, step, dataset["num_classes"])
   parallel.check_batch_size(config.eval.batch_size)
   variables = trainer.variables_of(ts)
   heads = evaluate.eval_heads(config, s.model, variables)
-  class_names = list(s.builder.info.features["label"].names)
-  modalities.get(config.input, s.builder.info.features)     # the model's streams are the dataset's
-  flow = ((s.builder.info.metadata or {}).get("flow") or {}).get("algorithm", "")
-  return Predictor(config, s.model, s.mesh, variables, heads, class_names, int(ts.step),
-                   stored_short_side(s.builder), flow, evaluate.view_outputs_fn(s.model, config, heads),
+  modalities.get(config.input, dataset["features"])     # the model's streams are the dataset's
+  flow = (dataset["flow"] or {}).get("algorithm", "")
+  return Predictor(config, s.model, s.mesh, variables, heads, list(dataset["class_names"]), int(ts.step),
+                   stored_short_side(dataset), flow, evaluate.view_outputs_fn(s.model, config, heads),
                    views_function(config.input))
 
 

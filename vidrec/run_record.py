@@ -2,7 +2,9 @@
 
 ``WORKDIR/config.json`` is the resolved config of the latest start; ``WORKDIR/run.json`` lists every
 start (time, command line, step, git commit, package versions, devices, and the weights it started
-from: ``init_from``, the recipe's ``pretrained`` source, ``from_scratch``). A run resumed from a
+from: ``init_from``, the recipe's ``pretrained`` source, ``from_scratch``); ``WORKDIR/dataset.json``
+what inference needs about the dataset (:func:`dataset_record`), so that ``predict.py`` and the export
+run from the workdir alone. A run resumed from a
 checkpoint whose config differs from ``config.json`` in a key that changes the maths (anything but
 ``FREE_KEYS``: model, data, input, loss, optimiser, batch, seed) stops with the list
 of differing keys, unless ``--allow_config_change``.
@@ -32,6 +34,7 @@ FREE_KEYS = ("pretrained", "from_scratch", "num_train_steps", "log_every_steps",
              "keep_checkpoints", "eval", "profile_steps", "dataset.data_dir",
              "dataset.eval_split", "dataset.max_unreadable_fraction", "input.prefetch",
              "input.num_test_clips", "input.test_spatial", "input.test_flip")
+DATASET_FILE = "dataset.json"
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow", "tensorflow-cpu",
             "tensorflow-datasets", "numpy", "ml_collections", "vidrec")
 
@@ -75,13 +78,15 @@ def check_resume(workdir: str, config: ml_collections.ConfigDict, allow_change: 
       f"restore those values, or pass --allow_config_change to resume anyway.")
 
 
-def record_start(workdir: str, config: ml_collections.ConfigDict, start_step: int) -> None:
-  """Writes ``config.json`` and appends this start to ``run.json`` (process 0)."""
+def record_start(workdir: str, config: ml_collections.ConfigDict, start_step: int, builder: Any) -> None:
+  """Writes ``config.json`` and ``dataset.json`` (of the run's dataset ``builder``) and appends this
+  start to ``run.json`` (process 0)."""
   if jax.process_index() != 0:
     return
   root = fs.path(workdir)
   root.mkdir(parents=True, exist_ok=True)
   (root / "config.json").write_text(json.dumps(config_as_json(config), indent=1) + "\n")
+  write_dataset_record(workdir, dataset_record(builder, config.dataset.name))
   run_path = root / "run.json"
   starts = json.loads(run_path.read_text())["starts"] if run_path.exists() else []
   starts.append({
@@ -93,6 +98,34 @@ def record_start(workdir: str, config: ml_collections.ConfigDict, start_step: in
       "weights": {"init_from": config.get("init_from", ""), "pretrained": config.get("pretrained", ""),
                   "from_scratch": bool(config.get("from_scratch", False))}})
   run_path.write_text(json.dumps({"starts": starts}, indent=1) + "\n")
+
+
+def dataset_record(builder: Any, name: str) -> dict[str, Any]:
+  """What inference needs about the dataset ``name`` that ``builder`` opened: its version, class names,
+  record features, the short side its frames were stored at (``prepare``'s ``short_side``, the synthetic
+  dataset's ``resolution``: files are decoded to it), the JPEG quality, its flow metadata
+  (``flow.metadata``: algorithm, backend, TV-L1 parameters, bound, warped; None without flow) and its flip
+  label map (``pipeline.VideoSource``'s: None where flipping would change labels unknowably). Frames keep
+  each source video's frame rate, so the dataset has none to record."""
+  info = builder.info
+  names = list(info.features["label"].names)
+  side = getattr(builder, "short_side", None) or getattr(builder.builder_config, "resolution", None)
+  flip_map = getattr(builder, "flip_label_map", lambda: range(len(names)))()
+  metadata = dict(info.metadata or {})
+  return {"name": name, "version": str(info.version), "class_names": names, "num_classes": len(names),
+          "features": sorted(info.features), "short_side": int(side) if side else None,
+          "jpeg_quality": metadata.get("jpeg_quality"), "flow": metadata.get("flow"),
+          "flip_label_map": None if flip_map is None else [int(c) for c in flip_map]}
+
+
+def write_dataset_record(workdir: str, record: dict[str, Any]) -> None:
+  (fs.path(workdir) / DATASET_FILE).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def read_dataset_record(workdir: str) -> dict[str, Any] | None:
+  """``WORKDIR/dataset.json``; None for a workdir trained before it was written."""
+  path = fs.path(workdir) / DATASET_FILE
+  return json.loads(path.read_text()) if path.exists() else None
 
 
 def package_versions() -> dict[str, str]:

@@ -162,13 +162,14 @@ class Setup(flax.struct.PyTreeNode):
   num_classes: int = flax.struct.field(pytree_node=False)
 
 
-def setup(config: ml_collections.ConfigDict) -> Setup:
-  """Validates the config, opens the dataset, builds model/optimizer and the sharded state layout."""
+def setup(config: ml_collections.ConfigDict, num_classes: int | None = None) -> Setup:
+  """Validates the config, opens the dataset (not where ``num_classes`` is given, e.g. from a workdir's
+  ``dataset.json``: ``builder`` is then None), builds model/optimizer and the sharded state layout."""
   config_lib.validate(config)
   parallel.check_batch_size(config.batch_size)
   memory.check_batch(config, jax.device_count())
-  builder = datasets.load_builder(config.dataset.name, config.dataset.data_dir or None)
-  num_classes = builder.info.features["label"].num_classes
+  builder = None if num_classes else datasets.load_builder(config.dataset.name, config.dataset.data_dir or None)
+  num_classes = num_classes or builder.info.features["label"].num_classes
   model = build_model(config.model, num_classes)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_train_steps)
   mesh = parallel.make_mesh()
@@ -204,7 +205,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: 
     ts = jax.jit(lambda r: init_state(s.model, s.tx, config, r), out_shardings=repl)(init_rng)
     ts = init_from.apply(ts, pretrained, s.tx)
   start = int(ts.step)
-  run_record.record_start(workdir, config, start)
+  run_record.record_start(workdir, config, start, s.builder)
   metrics.drop_rows_after(workdir, start)       # steps after the checkpoint are re-run: logged once
 
   step_fn = jax.jit(make_train_step(s.model, s.tx, loss_fn, config.loss, s.schedule, step_rng, config, s.mesh),

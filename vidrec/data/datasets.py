@@ -46,15 +46,16 @@ def split_name(name: str) -> tuple[str, str | None]:
   return base, config or None
 
 
-def load_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
-  """Returns the prepared builder for ``name``; prepares the synthetic dataset on first use and
-  raises ``MissingDataError`` with the preparation command for a real dataset that is missing."""
+def load_builder(name: str, data_dir: str | None, prepare: bool = True) -> tfds.core.DatasetBuilder:
+  """Returns the prepared builder for ``name``; prepares the synthetic dataset on first use (unless
+  ``prepare`` is False) and raises ``MissingDataError`` with the preparation command for a dataset
+  that is missing."""
   base, config = split_name(name)
   spec = DATASETS.get(base)
   data_dir = data_dir or default_data_dir()
   builder = spec.builder_class()(config=config, data_dir=data_dir, file_format=FILE_FORMAT)
   if not builder.is_prepared():
-    if not spec.auto_prepare:
+    if not (spec.auto_prepare and prepare):
       raise MissingDataError(
           f"Dataset {name!r} is not prepared in data_dir={data_dir!r}. Prepare it once with\n"
           f"  python -m vidrec.data.prepare {base} --manual_dir <where your copy lives> "

@@ -10,11 +10,13 @@ import numpy as np
 from vidrec.errors import UserError
 
 
-def restore(config: ml_collections.ConfigDict, workdir: str, step: int | None = None) -> tuple[Any, Any]:
-  """(trainer.Setup, TrainState at ``step``; default ``config.eval.checkpoint_step``, else the latest).
-  Raises ``MissingDataError`` when the run has no checkpoint, or none of ``step``."""
+def restore(config: ml_collections.ConfigDict, workdir: str, step: int | None = None,
+            num_classes: int | None = None) -> tuple[Any, Any]:
+  """(trainer.Setup, TrainState at ``step``; default ``config.eval.checkpoint_step``, else the latest);
+  with ``num_classes`` the dataset is not opened (``trainer.setup``). Raises ``MissingDataError`` when
+  the run has no checkpoint, or none of ``step``."""
   from vidrec import recovery, trainer  # pylint: disable=g-import-not-at-top
-  s = trainer.setup(config)
+  s = trainer.setup(config, num_classes)
   mngr = trainer.checkpoint_manager(workdir, config)
   if step is None and config.eval.get("checkpoint_step", -1) >= 0:
     step = config.eval.checkpoint_step
