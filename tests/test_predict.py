@@ -120,8 +120,8 @@ def test_command_line_exit_codes_json_and_videos_per_second(trained_run, tmp_pat
   assert missing.returncode == 2 and "Traceback" not in missing.stderr
   assert "does not exist" in " ".join(missing.stderr.split())
   old = workdir_alone(trained_run.workdir, tmp_path / "old", keep_dataset_record=False)
-  no_data = subprocess.run([sys.executable, "predict.py", "--workdir", old, str(trained_run.folder)], cwd=ROOT,
-                           capture_output=True, text=True, timeout=600)
+  no_data = subprocess.run([sys.executable, "predict.py", "--workdir", old, str(trained_run.folder)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert no_data.returncode == 2 and "Traceback" not in no_data.stderr
   assert "python -m vidrec.tools.dataset_record" in " ".join(no_data.stderr.split())
 
