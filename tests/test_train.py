@@ -46,6 +46,16 @@ def test_one_step_same_loss_on_1_and_4_devices(data_dir):
 
 
 @pytest.mark.slow
+def test_initial_state_compiled_cheaply_equals_the_jitted_init(data_dir):
+  cfg = tiny_config(data_dir)
+  s = trainer.setup(cfg)
+  repl = parallel.replicated(s.mesh)
+  got = trainer.initial_state(s.model, s.tx, cfg, jax.random.key(3), repl)
+  want = jax.jit(lambda r: trainer.init_state(s.model, s.tx, cfg, r))(jax.random.key(3))
+  jax.tree.map(np.testing.assert_array_equal, got, want)
+  assert all(x.sharding == repl for x in jax.tree.leaves(got))
+
+
 def test_resume_reproduces_uninterrupted_run(data_dir, tmp_path, monkeypatch):
   cfg = tiny_config(data_dir)
   trainer.train(cfg, str(tmp_path / "full"))

@@ -72,6 +72,19 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, config: ml_co
                     opt_state=tx.init(params))
 
 
+# Initialisation runs once: on XLA:CPU its compilation (one kernel per parameter's random init) costs
+# far more than the run, ~7x less CPU with the backend's optimisations off (U2S :synthetic, 16.6 -> 2.4 s).
+_INIT_COMPILER_OPTIONS = {"cpu": {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}}
+
+
+def initial_state(model: nn.Module, tx: optax.GradientTransformation, config: ml_collections.ConfigDict,
+                  rng: jax.Array, sharding: Any) -> TrainState:
+  """``init_state`` compiled cheaply (``_INIT_COMPILER_OPTIONS``) and placed with ``sharding``."""
+  fn = jax.jit(lambda r: init_state(model, tx, config, r), out_shardings=sharding)
+  options = _INIT_COMPILER_OPTIONS.get(jax.default_backend())
+  return fn.lower(rng).compile(compiler_options=options)(rng)
+
+
 def _float32(x: jax.Array) -> jax.Array:
   return x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x
 
@@ -202,7 +215,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, allow_config_change: 
     logging.warning("Resumed from step %d (%s)", int(ts.step),
                     {k: v for k, v in data.items() if k != "class_names"})
   else:
-    ts = jax.jit(lambda r: init_state(s.model, s.tx, config, r), out_shardings=repl)(init_rng)
+    ts = initial_state(s.model, s.tx, config, init_rng, repl)
     ts = init_from.apply(ts, pretrained, s.tx)
   start = int(ts.step)
   run_record.record_start(workdir, config, start, s.builder)

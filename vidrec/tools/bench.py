@@ -69,7 +69,7 @@ def train_step(config, model, tx, schedule, num_classes: int, mesh, batch_size: 
   the compiled, state-donating train step of ``config`` on ``mesh`` (the trainer's step: on-device input
   normalisation, loss, memory levers)."""
   repl, sharded = parallel.replicated(mesh), parallel.data_sharded(mesh)
-  ts = jax.jit(lambda r: trainer.init_state(model, tx, config, r), out_shardings=repl)(jax.random.key(0))
+  ts = trainer.initial_state(model, tx, config, jax.random.key(0), repl)
   rng = np.random.default_rng(0)
   batch = {"video": rng.integers(0, 256, trainer.input_shape(config, batch_size), np.uint8),   # as shipped
            "label": rng.integers(0, num_classes, batch_size).astype(np.int32)}
