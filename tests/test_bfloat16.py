@@ -61,6 +61,7 @@ def _low_precision_ops(jaxpr) -> set:
   return names
 
 
+@pytest.mark.slow   # 8-18 s each: every model's synthetic config compiled and run
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_bfloat16_train_step(name):
   config = CONFIGS[name]
