@@ -45,7 +45,6 @@ def test_one_step_same_loss_on_1_and_4_devices(data_dir):
   np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
 
 
-@pytest.mark.slow
 def test_initial_state_compiled_cheaply_equals_the_jitted_init(data_dir):
   cfg = tiny_config(data_dir)
   s = trainer.setup(cfg)
@@ -56,6 +55,7 @@ def test_initial_state_compiled_cheaply_equals_the_jitted_init(data_dir):
   assert all(x.sharding == repl for x in jax.tree.leaves(got))
 
 
+@pytest.mark.slow
 def test_resume_reproduces_uninterrupted_run(data_dir, tmp_path, monkeypatch):
   cfg = tiny_config(data_dir)
   trainer.train(cfg, str(tmp_path / "full"))
