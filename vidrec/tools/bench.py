@@ -24,10 +24,6 @@ from vidrec import cli, losses, parallel, trainer
 from vidrec.data import modalities, pipeline
 from vidrec.models import layers
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per measurement (after one warm-up).")
-_INPUT_BATCHES = flags.DEFINE_integer("input_batches", 20, "Timed input-pipeline batches.")
-
 
 def _timed(fn, steps: int) -> float:
   """Seconds per call of ``fn`` (which must block) after one warm-up call."""
@@ -123,9 +119,13 @@ def run(config, steps: int, input_batches: int) -> dict:
 
 def main(argv):
   del argv
-  print(json.dumps(run(_CONFIG.value, _STEPS.value, _INPUT_BATCHES.value)))
+  print(json.dumps(run(flags.FLAGS.config, flags.FLAGS.steps, flags.FLAGS.input_batches)))
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a program: gpu_report imports this module beside other tools.
+  config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
+  flags.DEFINE_integer("steps", 20, "Timed steps per measurement (after one warm-up).")
+  flags.DEFINE_integer("input_batches", 20, "Timed input-pipeline batches.")
   flags.mark_flags_as_required(["config"])
   cli.run(main)
