@@ -19,7 +19,8 @@ from vidrec import cli
 def _workdir_config():
   """The run's config.json, read before the flags are parsed so ``--config.key=value`` can override its
   keys; a base config where the workdir is not a run (``main`` then reports that as a user error)."""
-  from vidrec import config as config_lib, predict  # pylint: disable=g-import-not-at-top
+  from vidrec import config as config_lib  # pylint: disable=g-import-not-at-top
+  from vidrec.tools import predict  # pylint: disable=g-import-not-at-top
   from vidrec.errors import UserError  # pylint: disable=g-import-not-at-top
   argv = sys.argv[1:]
   workdir = next((a.partition("=")[2] for a in argv if a.startswith("--workdir=")),
@@ -43,7 +44,7 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
-  from vidrec import predict  # pylint: disable=g-import-not-at-top
+  from vidrec.tools import predict  # pylint: disable=g-import-not-at-top
   from vidrec.errors import UserError  # pylint: disable=g-import-not-at-top
   if len(argv) < 2:
     raise UserError("Name at least one video file, folder or glob after the flags: "

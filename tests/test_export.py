@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from trained_run import no_dataset, trained_run, workdir_alone  # noqa: F401  (the session fixture)
-from vidrec import aggregations, predict
+from vidrec import aggregations
+from vidrec.tools import predict
 from vidrec.tools import export
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

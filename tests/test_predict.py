@@ -13,7 +13,7 @@ import pytest
 
 import fixtures_video as fx
 from trained_run import no_dataset, trained_run, workdir_alone  # noqa: F401  (the session fixture)
-from vidrec import explain, predict
+from vidrec.tools import explain, predict
 from vidrec.data import datasets
 from vidrec.errors import MissingDataError, UserError
 from vidrec.tools import dataset_record

@@ -109,7 +109,7 @@ def eval_heads(config: ml_collections.ConfigDict, model, variables) -> tuple[str
 def view_outputs_fn(model, config: ml_collections.ConfigDict, heads: tuple[str, ...]) -> Callable:
   """The jitted ``(variables, uint8 views [B, ...], labels [B]) -> {head: float32 [B, ...]}`` that scores
   test views in eval mode (the views normalised inside; ``collect_view_outputs``'s ``apply_fn``):
-  evaluation and ``vidrec.predict`` run this one function."""
+  evaluation and ``vidrec.tools.predict`` run this one function."""
 
   @jax.jit
   def apply_fn(variables, video, labels):

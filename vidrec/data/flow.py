@@ -22,16 +22,13 @@ from typing import Callable
 
 import numpy as np
 
+from vidrec.data.tvl1_params import MIN_SIDE, TVL1_PARAMS
+
 BOUND = 20.0
 ALGORITHMS = ("tvl1",)
 EXTRA_HINT = 'pip install -e ".[flow]"  (opencv-contrib-python-headless)'
-# OpenCV's Dual TV-L1 parameters; these are also the CUDA defaults TSN's denseflow used.
-TVL1_PARAMS = {"tau": 0.25, "lambda_": 0.15, "theta": 0.3, "nscales": 5, "warps": 5, "epsilon": 0.01,
-               "innnerIterations": 30, "outerIterations": 10, "scaleStep": 0.8, "gamma": 0.0,
-               "medianFiltering": 5, "useInitialFlow": False}
 # denseflow keeps the homography only with enough support; otherwise the identity (no compensation).
 MIN_MATCHES, MIN_INLIERS, RANSAC_THRESHOLD = 50, 25, 1.0
-MIN_SIDE = 3     # TV-L1's finite-difference stencils need 3 px
 # Pairs per jit call of the jax backend (a short batch is padded with blank pairs). On a CPU, batching
 # pays only for small frames: a batch iterates until its slowest pair has converged (docs/flow.md).
 CPU_BATCH_PIXELS = 16 * 32 * 32     # 16 pairs at 32 x 32, 4 at 64 x 64, 1 from 128 x 128 on

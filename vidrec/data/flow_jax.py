@@ -26,17 +26,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vidrec.data import flow as flow_lib
+from vidrec.data.tvl1_params import MIN_SIDE, TVL1_PARAMS
 
 MIN_LEVEL_SIDE = 16    # OpenCV stops the pyramid before a level with a side under 16 px
 _CUBIC_A = -0.75       # OpenCV's bicubic kernel
 _HIGHEST = jax.lax.Precision.HIGHEST
-_P = flow_lib.TVL1_PARAMS
+_P = TVL1_PARAMS
 
 
 @dataclasses.dataclass(frozen=True)
 class Params:
-  """OpenCV's ``DualTVL1OpticalFlow`` parameters (its defaults; ``flow.TVL1_PARAMS``)."""
+  """OpenCV's ``DualTVL1OpticalFlow`` parameters (its defaults; ``tvl1_params.TVL1_PARAMS``)."""
   tau: float = _P["tau"]
   lambda_: float = _P["lambda_"]
   theta: float = _P["theta"]
@@ -227,8 +227,8 @@ def _one_pair(i0: jax.Array, i1: jax.Array, params: Params) -> jax.Array:
 def tvl1(prev: jax.Array, nxt: jax.Array, params: Params = Params()) -> jax.Array:
   """TV-L1 flow of each pair: grey [B, H, W] (uint8, or float in 0..1 as OpenCV takes it) -> float32
   [B, H, W, 2] = (dx, dy), ``next(y + dy, x + dx) ~ prev(y, x)`` (``flow.tvl1``'s convention)."""
-  if prev.shape != nxt.shape or prev.ndim != 3 or min(prev.shape[1:]) < flow_lib.MIN_SIDE:
-    raise ValueError(f"TV-L1 needs prev and next of one shape [B, H, W], H, W >= {flow_lib.MIN_SIDE}; "
+  if prev.shape != nxt.shape or prev.ndim != 3 or min(prev.shape[1:]) < MIN_SIDE:
+    raise ValueError(f"TV-L1 needs prev and next of one shape [B, H, W], H, W >= {MIN_SIDE}; "
                      f"got {prev.shape} and {nxt.shape}")
   scale = 1.0 if prev.dtype == jnp.uint8 else 255.0
   prev, nxt = (jnp.asarray(x, jnp.float32) * scale for x in (prev, nxt))

@@ -42,7 +42,7 @@ class Modality:
   """``features``: the record's streams it reads (the first one's length is the number of sampleable
   indices); ``decode(jpegs, cfg)``: those streams at the sampled indices (string[K*stack] each) ->
   uint8 [K, H, W, C]; ``assemble(streams, cfg)``: the same from the streams already decoded (uint8
-  [K*stack, H, W, c] each; ``vidrec.predict`` computes them from a video file); ``channels(cfg)`` = C;
+  [K*stack, H, W, c] each; ``vidrec.tools.predict`` computes them from a video file); ``channels(cfg)`` = C;
   ``flip`` (of uint8 frames); ``mean_std(cfg)``: the (mean, std) the model's input is normalised with
   (0-255 range, per channel or one for all)."""
   decode: Callable[[dict, ml_collections.ConfigDict], tf.Tensor]

@@ -281,7 +281,7 @@ def test_views(frames: tf.Tensor, num_clips: tf.Tensor, cfg: ml_collections.Conf
   modality assembles them, clip-major): uint8 [V, L, crop, crop, C], V = num_clips x spatial views,
   clip-major (view = clip * num_crops + crop). Each view is a crop of the frames as resized to
   ``input.resize``, computed from its source window only, flipped where the scheme says. Evaluation
-  (``eval_dataset``) and ``vidrec.predict`` (video files) both build their views here."""
+  (``eval_dataset``) and ``vidrec.tools.predict`` (video files) both build their views here."""
   modality = modalities.get(cfg)
   channels = modality.channels(cfg)
   h, w = tf.shape(frames)[1], tf.shape(frames)[2]

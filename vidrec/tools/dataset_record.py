@@ -8,7 +8,8 @@ the run's ``dataset.data_dir``); it only reads the dataset.
 """
 from __future__ import annotations
 
-from vidrec import predict, run_record
+from vidrec import run_record
+from vidrec.tools import predict
 from vidrec.data import datasets
 
 

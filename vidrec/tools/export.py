@@ -39,7 +39,7 @@ AGGREGATE.add("majority_vote", lambda logits: (jax.nn.one_hot(logits.argmax(-1),
 
 
 def inference_fn(p, head: str, per_view: bool) -> Callable[[jax.Array], jax.Array]:
-  """``views uint8 [V, T, H, W, C] -> float32 [C]`` (or [V, C]) of a ``vidrec.predict.Predictor``."""
+  """``views uint8 [V, T, H, W, C] -> float32 [C]`` (or [V, C]) of a ``vidrec.tools.predict.Predictor``."""
   rule = p.config.eval.aggregation
   if not per_view and rule not in AGGREGATE:
     raise UserError(f"eval.aggregation={rule!r} cannot go inside the exported function (it can: "
@@ -80,7 +80,8 @@ def export(config, workdir: str, out: str, *, step: int | None = None, head: str
            per_view: bool = False, platforms: Sequence[str] | None = None, example: str | None = None,
            saved_model: bool = False) -> dict:
   """Writes the export into ``out``; returns ``preprocess.json``'s content."""
-  from vidrec import predict, trainer  # pylint: disable=g-import-not-at-top
+  from vidrec import trainer  # pylint: disable=g-import-not-at-top
+  from vidrec.tools import predict  # pylint: disable=g-import-not-at-top
   p = predict.load(config, workdir, step)
   head = head or p.heads[0]
   if head not in p.heads:
@@ -125,7 +126,7 @@ def write_saved_model(f: Callable, view_shape: Sequence[int], path: str) -> None
 def main(argv) -> None:
   del argv
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from vidrec import predict  # pylint: disable=g-import-not-at-top
+  from vidrec.tools import predict  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   config = predict.run_config(f.workdir)
   record = export(config, f.workdir, f.out, step=f.step, head=f.head, per_view=f.per_view,

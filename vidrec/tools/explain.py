@@ -69,7 +69,7 @@ def check(config: ml_collections.ConfigDict) -> None:
 
 
 def write(p, results: Sequence, out_dir: str) -> Iterator[str]:
-  """One PNG per predicted file (``p``: a ``vidrec.predict.Predictor``): ``<k>_<file name>.png``, k its
+  """One PNG per predicted file (``p``: a ``vidrec.tools.predict.Predictor``): ``<k>_<file name>.png``, k its
   position among ``results`` (files of one name in several folders stay apart)."""
   os.makedirs(out_dir, exist_ok=True)
   explainer = EXPLAINERS.get(p.config.model.name)

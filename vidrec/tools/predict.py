@@ -285,7 +285,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, inputs: Sequence[str], 
         workers: int | None = None) -> int:
   """``predict.py``: prints a line per file and a summary with videos/s; returns the exit status (0 all
   predicted, 1 some file failed). User errors (no run, no checkpoint, no files) raise ``UserError``."""
-  from vidrec import explain  # pylint: disable=g-import-not-at-top
+  from vidrec.tools import explain  # pylint: disable=g-import-not-at-top
   files = expand_inputs(inputs)
   if not files:
     raise UserError(f"No video files in {' '.join(inputs)} (looked for "
