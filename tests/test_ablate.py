@@ -1,5 +1,6 @@
 """The ablation runner's arm parsing, config overrides and table."""
 import numpy as np
+import pytest
 
 from vidrec.tools import ablate
 from vidrec.config import base_config
@@ -21,6 +22,7 @@ def test_table_mean_and_sample_std():
   assert np.isclose(np.std([0.5, 0.7, 0.9], ddof=1), 0.2)
 
 
+@pytest.mark.slow
 def test_command_line_entry_point_starts():
   """``python -m vidrec.tools.ablate`` reaches flag parsing (it once died on a missing import)."""
   import os

@@ -88,6 +88,7 @@ def _tiny_cfg(**kw):
   return ml_collections.ConfigDict(cfg)
 
 
+@pytest.mark.slow
 def test_outputs_and_8_vs_80_snippets_same_parameters():
   model = build_model(_tiny_cfg(), 5)
   video = jax.random.normal(jax.random.key(1), (1, 3, 16, 16, 10))
@@ -110,6 +111,7 @@ def test_avg_consensus_model_is_mean_of_snippet_logits():
   np.testing.assert_allclose(out["logits"], out["snippet_logits"].mean(1), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_partial_bn_freezes_statistics_and_scale_offset_of_all_but_the_first_batchnorm():
   """TSN's partial BN after one real train step of the paper recipe (tiny widths): every BatchNorm in
   the stages keeps its running statistics and its scale/offset bit for bit; conv1's BatchNorm and the
@@ -146,6 +148,7 @@ def test_partial_bn_freezes_statistics_and_scale_offset_of_all_but_the_first_bat
                                                       jax.tree.leaves(stats["batch_stats"])))
 
 
+@pytest.mark.slow
 def test_remat_changes_nothing_but_memory():
   video = jax.random.normal(jax.random.key(1), (2, 2, 16, 16, 3))
   grads = {}

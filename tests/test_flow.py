@@ -105,6 +105,7 @@ def flow_folder(tmp_path_factory):
   return root / "d", argv
 
 
+@pytest.mark.slow
 def test_prepare_with_flow_on_folder_fixtures(flow_folder, capsys):
   data_dir, argv = flow_folder
   assert prepare.main(argv) == 0

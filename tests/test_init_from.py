@@ -90,6 +90,7 @@ def _pretrained_dir(path, cfg, num_classes: int) -> dict:
   return variables
 
 
+@pytest.mark.slow
 def test_training_loads_skips_and_reports(data_dir, tmp_path, capsys):
   cfg = tiny_config(data_dir)
   pretrained = _pretrained_dir(tmp_path / "pre", cfg, num_classes=400)
@@ -110,6 +111,7 @@ def test_training_loads_skips_and_reports(data_dir, tmp_path, capsys):
   assert total[1:5] == [str(num_arrays - 2), "0", "2", "0"]         # all loaded but fc kernel + bias
 
 
+@pytest.mark.slow
 def test_a_runs_workdir_initialises_another_run(data_dir, tmp_path, capsys):
   cfg = tiny_config(data_dir)
   cfg.num_train_steps = 1

@@ -110,6 +110,7 @@ def _reference(model, cfg, batch, groups):
   return jax.tree.map(jnp.add, ts.params, updates), final_state
 
 
+@pytest.mark.slow
 def test_per_device_batch_norm_normalises_each_device_with_its_own_statistics(data_dir):
   cfg = _config(data_dir, sync_batch_norm=False)
   model = build_model(cfg.model, 5)

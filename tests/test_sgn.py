@@ -431,6 +431,7 @@ def test_sgn_sits_on_every_block_kind(block):
 
 
 # ----------------------------------------------------------------------------- block-scale tool
+@pytest.mark.slow
 def test_block_scales_match_direct_gradients():
   """vidrec.tools.block_scales: |dL/dW| of fc equals jax.grad's; at the last (gated) block, whose output
   y only feeds the mean pool and fc, dL/dy = alpha * (dL/d embedding) / (T'H'W') exactly; the literal

@@ -24,6 +24,7 @@ def _losses(workdir: str) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in map(json.loads, f)}
 
 
+@pytest.mark.slow
 def test_one_step_same_loss_on_1_and_4_devices(data_dir):
   assert jax.device_count() == 4
   cfg = tiny_config(data_dir)
@@ -140,6 +141,7 @@ def test_clear_errors_before_compilation(data_dir, tmp_path, override, message):
     trainer.setup(cfg)
 
 
+@pytest.mark.slow
 def test_unknown_config_key_from_the_command_line(tmp_path):
   out = subprocess.run(
       [sys.executable, "train.py", "--config", "configs/resnet3d_ucf101.py:synthetic",

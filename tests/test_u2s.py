@@ -278,6 +278,7 @@ def test_loss_terms(u2s_model, video, labels):
 
 # ---------------------------------------------------------------- shared Res2D and gradients
 
+@pytest.mark.slow
 def test_res2d_shared_once_and_gets_both_gradients(u2s_model, video, labels):
   model, variables = u2s_model
   params = variables["params"]
