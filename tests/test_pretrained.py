@@ -2,8 +2,8 @@
 
 The init plans are computed at paper size from shapes only: the model's variables by ``jax.eval_shape``,
 the converted checkpoint as zero-memory broadcast arrays of the shapes ``vidrec.convert`` writes; nothing
-of paper size is materialised. The command sequence on real files (a random-weight torchvision model
-saved as a user gets it, converted by the CLI) is in tests/test_dry_run.py."""
+of paper size is materialised, except in the slow test of docs/pretrained.md's command sequences, which
+saves a random-weight stand-in of each paper's file as a user downloads it and converts it by the CLI."""
 from __future__ import annotations
 
 import importlib
@@ -213,3 +213,53 @@ def test_unknown_source_is_a_config_error():
   config.update(pretrained="imagenet", from_scratch=True)
   with pytest.raises(KeyError, match="r3d_18_kinetics400"):
     pretrained.resolve(config)
+
+
+def _download_stand_ins(arch: str, directory: pathlib.Path) -> list[pathlib.Path]:
+  """A random-weight state dict of ``arch``'s source network (torchvision names and layouts, 1000 ImageNet
+  or 400 Kinetics classes) saved as users download it: .safetensors, and .pth where torch is installed."""
+  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  shapes = tm.variable_shapes(arch, 400 if tm.ARCHS.get(arch).video else 1000)
+  variables = param_paths.unflatten({k: 0.01 * rng.standard_normal(s, dtype=np.float32) for k, s in shapes.items()})
+  state = tm.to_torch(arch, variables)
+  files = [directory / f"{arch}.safetensors"]
+  save_file(state, str(files[0]))
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return files
+  files.append(directory / f"{arch}.pth")
+  torch.save({k: torch.from_numpy(v) for k, v in state.items()}, files[1])
+  return files
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", sorted(PAPER_CONFIGS) + ["fstcn"])
+def test_each_papers_command_sequence_on_a_downloaded_stand_in(key, data_dir, tmp_path, capsys):
+  """docs/pretrained.md's sequence per paper: downloaded file -> ``vidrec.convert`` CLI -> ``--dry_run``
+  exits 0 and its plan loads every backbone array, leaving fresh only what the paper adds."""
+  from vidrec import dry_run  # pylint: disable=g-import-not-at-top
+  from vidrec.convert import __main__ as convert_cli  # pylint: disable=g-import-not-at-top
+  name, variant, _, arch, fresh, _ = PAPER_CONFIGS.get(key, ("fstcn_ucf101", "", 101, "vggm", None, 0))
+  for i, checkpoint in enumerate(_download_stand_ins(arch, tmp_path)):
+    out = tmp_path / f"converted{i}"
+    convert_cli.main(["torchvision", "--arch", arch, "--checkpoint", str(checkpoint), "--out", str(out)])
+    config = _config(name, variant)
+    assert config.init_from == pretrained.default_dir(config.pretrained)
+    config.update(init_from=str(out))
+    config.dataset.update(name="synthetic_actions/tiny", data_dir=data_dir)
+    if key == "u2s":
+      config.model.csm_num_confusing = 5
+    capsys.readouterr()
+    assert dry_run.run(config, str(tmp_path / "w")) == 0
+    assert "would start" in capsys.readouterr().out
+    checkpoint_vars, _ = init_from.load_variables(str(out))
+    if key == "fstcn":                                        # stage 1, the auxiliary network, loads VGG-M
+      config = procedures.fstcn.stage_config(config, 1, str(tmp_path / "w"))
+    modules = _by_module(_plan(config, 12, checkpoint_vars))
+    loaded = {m for m, s in modules.items() if s <= LOADED}
+    assert {m for m, s in modules.items() if s & LOADED} == loaded                # no module half-loaded
+    if key == "fstcn":
+      fresh = {"scl_fc7", "classifier_aux"}
+    assert set(modules) - loaded == (fresh if fresh is not None else set(modules) - {"vgg"})
