@@ -57,6 +57,26 @@ def test_clipping_counts_only_trainable_gradients():
   np.testing.assert_array_equal(updates["vgg"]["kernel"], 0.0)
 
 
+@pytest.mark.parametrize("frozen", ["", "vgg/*"])
+def test_module_scope_clips_each_top_level_module_by_its_own_norm(frozen):
+  params = {"vgg": {"k": jnp.zeros((2, 2))}, "conv3d": {"k": jnp.zeros((2, 2)), "b": jnp.zeros(2)},
+            "lstm": {"k": jnp.zeros((3,))}}
+  grads = {"vgg": {"k": jnp.full((2, 2), 0.1)}, "conv3d": {"k": jnp.full((2, 2), 12.0), "b": jnp.full(2, 9.0)},
+           "lstm": {"k": jnp.full((3,), 0.5)}}
+  cfg = _cfg(weight_decay=0.0, momentum=0.0, lr=1.0, grad_clip_norm=10.0, frozen=frozen)
+  module, _ = optim.make_optimizer(ml_collections.ConfigDict({**cfg.to_dict(), "grad_clip_scope": "module"}), 10)
+  updates, _ = module.update(grads, module.init(params), params)
+  # ||conv3d|| = sqrt(4 * 144 + 2 * 81) = sqrt(738) > 10: scaled to norm 10; lstm (0.87) and vgg (0.2) as they are.
+  np.testing.assert_allclose(updates["conv3d"]["k"], -12.0 * 10 / np.sqrt(738), rtol=1e-6)
+  np.testing.assert_allclose(updates["conv3d"]["b"], -9.0 * 10 / np.sqrt(738), rtol=1e-6)
+  np.testing.assert_allclose(updates["lstm"]["k"], -0.5, rtol=1e-6)
+  np.testing.assert_allclose(updates["vgg"]["k"], 0.0 if frozen else -0.1, rtol=1e-6)
+  glob, _ = optim.make_optimizer(cfg, 10)                         # one norm over everything shrinks the LSTM too
+  updates, _ = glob.update(grads, glob.init(params), params)
+  total = np.sqrt(738 + 0.75 + (0.0 if frozen else 0.04))
+  np.testing.assert_allclose(updates["lstm"]["k"], -0.5 * 10 / total, rtol=1e-6)
+
+
 def test_a_pattern_matching_nothing_is_a_user_error():
   tx, _ = optim.make_optimizer(_cfg(frozen="vgg/*,backbone/*"), 10)
   with pytest.raises(UserError, match="backbone"):

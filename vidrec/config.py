@@ -66,7 +66,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict({
       "name": "sgd", "lr": 0.001, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
       "schedule": "step", "decay_every": 10_000, "decay_steps": (), "gamma": 0.1,
-      "warmup_steps": 0, "grad_clip_norm": 0.0,
+      "warmup_steps": 0, "grad_clip_norm": 0.0, "grad_clip_scope": "global",   # global | module (optim.CLIPS)
       "frozen": ""})                # comma-separated globs of params ("vgg/*") the optimizer leaves as they are
   c.eval = ml_collections.ConfigDict({
       "aggregation": "mean_softmax",  # vidrec.aggregations.AGGREGATIONS

@@ -63,6 +63,24 @@ def _adamw(cfg: ml_collections.ConfigDict, lr: optax.Schedule) -> optax.Gradient
   return optax.adamw(lr, weight_decay=cfg.weight_decay, mask=_decay_mask)
 
 
+CLIPS: Registry[Callable[[float], optax.GradientTransformation]] = Registry("optimizer.grad_clip_scope")
+CLIPS.add("global", optax.clip_by_global_norm)
+
+
+@CLIPS.register("module")
+def clip_by_module_norm(max_norm: float) -> optax.GradientTransformation:
+  """Each top-level module's gradient rescaled to at most ``max_norm`` by its own global norm, so a large
+  loss term that reaches only some modules (JointLSTM's lambda * R: the 3D convnets) does not shrink the
+  others' step, as one global norm does."""
+  clip = optax.clip_by_global_norm(max_norm)
+
+  def update(updates, state, params=None):
+    del params
+    return {name: clip.update(tree, state)[0] for name, tree in updates.items()}, state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def frozen_labels(patterns: tuple[str, ...]) -> Callable[[Any], Any]:
   """Param tree -> "frozen" / "train" per leaf, by globs over "/"-joined names ("vgg/*").
 
@@ -93,13 +111,14 @@ def zero_frozen(grads: Any, patterns: tuple[str, ...]) -> Any:
 
 def make_optimizer(cfg: ml_collections.ConfigDict,
                    num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """The named optimizer after optional global-norm clipping, on every parameter except those matching
+  """The named optimizer after optional gradient-norm clipping (``grad_clip_norm`` > 0, over the whole
+  gradient or per top-level module: ``grad_clip_scope``, ``CLIPS``), on every parameter except those matching
   ``cfg.frozen`` (comma-separated globs), which get no update at all: no step, no weight decay, no
   optimizer state (``optax.multi_transform`` with ``set_to_zero``)."""
   schedule = make_schedule(cfg, num_steps)
   tx = OPTIMIZERS.get(cfg.name)(cfg, schedule)
   if cfg.get("grad_clip_norm"):
-    tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
+    tx = optax.chain(CLIPS.get(cfg.get("grad_clip_scope", "global"))(cfg.grad_clip_norm), tx)
   frozen = param_paths.parse_patterns(cfg.get("frozen"))
   if frozen:
     tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, frozen_labels(frozen))

@@ -13,8 +13,9 @@ LSTM layers) at its initialisation, on ``synthetic_actions`` videos resized to `
 training-mode batch it prints every term of the ``joint_lstm`` loss (``lstm``: J8's cross-entropy
 averaged over steps; ``deep_sup_<b>``: J10's cross-entropy; ``att_reg_<b>``: lambda * J10's R, summed
 over steps and positions), the global norm of each term's gradient, the module groups it reaches, and
-the cross-entropy's share of the summed gradient (which ``optimizer.grad_clip_norm`` rescales as a
-whole, so the share survives clipping while the absolute step does not).
+the cross-entropy's share of the summed gradient, and the factor each module's step is scaled by under
+the recipe's ``optimizer.grad_clip_norm`` with one global norm (``grad_clip_scope=global``: every module
+by the same factor) and per module (``module``, the recipe's choice; docs/models/joint_lstm.md, 11b).
 """
 from __future__ import annotations
 
@@ -114,6 +115,9 @@ def main(argv: Sequence[str]) -> None:
     reach = ", ".join(f"{m}: {v:.3g}" for m, v in sorted(per_module.items()) if v > 0)
     print(f"| {group} | {value:.4g} | {total(per_module):.4g} | {reach} |")
   print(f"CE's share of the total gradient norm: {total(norms['CE']) / total(norms['total']):.3g}")
+  clip, modules = cfg.optimizer.grad_clip_norm, norms["total"]
+  print(f"Step scale at grad_clip_norm {clip:g}: global {min(1.0, clip / total(modules)):.3g} for every module; "
+        "module " + ", ".join(f"{m}: {min(1.0, clip / v):.3g}" for m, v in sorted(modules.items()) if v > 0))
 
 
 if __name__ == "__main__":
