@@ -17,6 +17,7 @@ from orbax.checkpoint._src.path import atomicity
 
 from conftest import tiny_config
 from vidrec import cli, evaluate, metrics, optim, preemption, recovery, run_record, trainer
+from vidrec import config as config_lib
 from vidrec.data import datasets, pipeline
 from vidrec.errors import MissingDataError, UnknownNameError, UserError
 
@@ -247,6 +248,15 @@ def test_config_change_guard(trained, bad_data_dir):
   cfg = _config(bad_data_dir)
   cfg.log_every_steps, cfg.eval.batch_size, cfg.dataset.data_dir = 2, 4, "/elsewhere"
   run_record.check_resume(trained, cfg, allow_change=False)        # keys that do not change the maths
+
+
+def test_a_key_added_since_the_run_started_counts_at_its_default():
+  new = run_record.config_as_json(config_lib.base_config())
+  old = json.loads(json.dumps(new))
+  del old["optimizer"]["grad_clip_scope"]                         # a workdir written before the key existed
+  assert run_record.changed_keys(old, new) == {}
+  new["optimizer"]["grad_clip_scope"] = "module"
+  assert run_record.changed_keys(old, new) == {"optimizer.grad_clip_scope": ("global", "module")}
 
 
 def test_metrics_rows_after_the_checkpoint_are_dropped(tmp_path):

@@ -7,7 +7,8 @@ what inference needs about the dataset (:func:`dataset_record`), so that ``predi
 run from the workdir alone. A run resumed from a
 checkpoint whose config differs from ``config.json`` in a key that changes the maths (anything but
 ``FREE_KEYS``: model, data, input, loss, optimiser, batch, seed) stops with the list
-of differing keys, unless ``--allow_config_change``.
+of differing keys, unless ``--allow_config_change``; a key added to vidrec since the run started
+counts at its default.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import jax
 import ml_collections
 from absl import logging
 
+from vidrec import config as config_lib
 from vidrec import fs
 from vidrec.errors import UserError
 
@@ -54,8 +56,10 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-  """{key: (old, new)} for every maths-changing key that differs (missing = None)."""
+  """{key: (old, new)} for every maths-changing key that differs (missing = None). A key the old run's
+  config lacks but ``base_config`` has (added to vidrec since) counts at its default there."""
   a, b = flatten(old), flatten(new)
+  a.update({k: v for k, v in flatten(config_as_json(config_lib.base_config())).items() if k in b and k not in a})
   free = lambda k: any(k == f or k.startswith(f + ".") for f in FREE_KEYS)  # noqa: E731
   return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if not free(k) and a.get(k) != b.get(k)}
 
