@@ -21,7 +21,8 @@ SHAPES_FILE = os.path.join(os.path.dirname(__file__), "data", "torchvision_state
 @pytest.mark.parametrize("arch,shape", [("r3d_18", (2, 5, 37, 45)), ("r2plus1d_18", (1, 6, 33, 40)),
                                         ("mc3_18", (2, 5, 37, 45)), ("vgg16", (1, 45, 37)),
                                         ("resnet18", (2, 45, 37)), ("resnet50", (1, 33, 50)),
-                                        ("u2s_resnet50", (1, 33, 50)), ("vggm", (1, 204, 211))])
+                                        ("u2s_resnet50", (1, 33, 50)), ("vggm", (1, 204, 211)),
+                                        ("tsm_resnet50", (1, 8, 33, 50))])   # TSM's 8 segments, shift on
 def test_logits_match_torchvision(arch, shape):
   result = parity.parity(arch, shape, seed=1)
   assert result["max_rel"] < 1e-4, result

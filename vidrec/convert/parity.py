@@ -44,7 +44,54 @@ def vggm() -> torch.nn.Module:
   return model
 
 
-REFERENCES = {"vggm": vggm}   # torch models that torchvision does not have
+class TemporalShift(torch.nn.Module):
+  """TSM's ``ops/temporal_shift.py`` ``TemporalShift`` (not in place): ``net`` reads its input shifted in
+  time, ``[N * T, C, H, W]`` viewed as ``[N, T, C, H, W]``, with ``fold = C // fold_div``: channels
+  ``[0, fold)`` from frame t + 1 ("shift left"), ``[fold, 2 fold)`` from frame t - 1 ("shift right"),
+  zeros past the clip ends, the rest unchanged."""
+
+  def __init__(self, net: torch.nn.Module, n_segment: int, fold_div: int = 8):
+    super().__init__()
+    self.net, self.n_segment, self.fold_div = net, n_segment, fold_div
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    nt, c, h, w = x.size()
+    x = x.view(nt // self.n_segment, self.n_segment, c, h, w)
+    fold = c // self.fold_div
+    out = torch.zeros_like(x)
+    out[:, :-1, :fold] = x[:, 1:, :fold]
+    out[:, 1:, fold:2 * fold] = x[:, :-1, fold:2 * fold]
+    out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
+    return self.net(out.view(nt, c, h, w))
+
+
+class TSMResNet50(torch.nn.Module):
+  """TSM's ``ops/models.py`` ``TSN`` as its Kinetics ResNet-50 was trained (``base_model="resnet50"``,
+  ``is_shift``, ``shift_div=8``, ``shift_place="blockres"``: every bottleneck's ``conv1`` wrapped in
+  :class:`TemporalShift`; ``dropout=0.5``: ``base_model.fc`` is a Dropout and ``new_fc`` classifies;
+  ``consensus_type="avg"`` of the per-segment logits). Input ``[N, 3, T, H, W]`` (T = ``num_segments``);
+  TSN's own ``[N, T * 3, H, W]`` is the same memory."""
+
+  def __init__(self, num_segments: int = 8, num_classes: int = 400):
+    super().__init__()
+    self.num_segments = num_segments
+    self.base_model = torchvision.models.resnet50(weights=None)
+    for layer in (self.base_model.layer1, self.base_model.layer2, self.base_model.layer3, self.base_model.layer4):
+      for block in layer:
+        block.conv1 = TemporalShift(block.conv1, num_segments)
+    self.base_model.fc = torch.nn.Dropout(0.5)
+    self.new_fc = torch.nn.Linear(2048, num_classes)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    n, c, t, h, w = x.shape
+    if t != self.num_segments:
+      raise ValueError(f"TSM's ResNet-50 reference runs {self.num_segments} segments, got {t}: give --shape N,"
+                       f"{self.num_segments},H,W")
+    logits = self.new_fc(self.base_model(x.transpose(1, 2).reshape(n * t, c, h, w)))
+    return logits.view(n, t, -1).mean(1)
+
+
+REFERENCES = {"vggm": vggm, "tsm_resnet50": TSMResNet50}   # torch models that torchvision does not have
 
 
 def random_torchvision(arch: str, seed: int = 0) -> torch.nn.Module:

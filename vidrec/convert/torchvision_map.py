@@ -150,21 +150,25 @@ def vgg16_modules() -> list[Module]:
   return out + [Module(f"classifier.{i}", name, "dense") for i, name in ((0, "fc6"), (3, "fc7"), (6, "fc8"))]
 
 
-def u2s_resnet50_modules() -> list[Module]:
-  """torchvision's ImageNet ResNet-50 -> U2S's post-activation layout (``model.preact=False``): stem and
-  layer1-2 -> the shared Res2D ``res2d`` (groups 0-1), layer3-4 -> the UN's ``un_top`` (groups 2-3; 2D
-  kernels, which ``init_adapt=i3d_inflate`` inflates into the ``top_heavy`` Res3D), fc -> ``un_head``."""
-  out = [Module("conv1", "res2d/stem/conv", "conv"), Module("bn1", "res2d/stem/bn", "bn")]
+def u2s_resnet50_modules(prefix: str = "", conv1: str = "conv1", fc: str = "fc") -> list[Module]:
+  """A torchvision ResNet-50 -> U2S's post-activation layout (``model.preact=False``): stem and layer1-2
+  -> the shared Res2D ``res2d`` (groups 0-1), layer3-4 -> the UN's ``un_top`` (groups 2-3; 2D kernels,
+  which ``init_adapt=i3d_inflate`` inflates into the ``top_heavy`` Res3D), the classifier -> ``un_head``.
+
+  The torch names: ``prefix`` before every ResNet key, ``conv1`` for each block's first convolution and
+  ``fc`` for the classifier; the defaults are torchvision's, TSM's (``tsm_resnet50``) are
+  ``base_model.``, ``conv1.net`` (its ``TemporalShift`` wraps the convolution) and ``new_fc``."""
+  out = [Module(f"{prefix}conv1", "res2d/stem/conv", "conv"), Module(f"{prefix}bn1", "res2d/stem/bn", "bn")]
   for stage, num_blocks in enumerate(u2s._DEPTHS[50][1]):  # pylint: disable=protected-access
     top = "res2d" if stage < 2 else "un_top"
     for i in range(num_blocks):
-      tp, vp = f"layer{stage + 1}.{i}", f"{top}/group{stage}_block{i}"
-      for j in (1, 2, 3):
-        out += [Module(f"{tp}.conv{j}", f"{vp}/conv{j}/conv", "conv"), Module(f"{tp}.bn{j}", f"{vp}/conv{j}/bn", "bn")]
+      tp, vp = f"{prefix}layer{stage + 1}.{i}", f"{top}/group{stage}_block{i}"
+      for j, conv in enumerate((conv1, "conv2", "conv3"), 1):
+        out += [Module(f"{tp}.{conv}", f"{vp}/conv{j}/conv", "conv"), Module(f"{tp}.bn{j}", f"{vp}/conv{j}/bn", "bn")]
       if i == 0:
         out += [Module(f"{tp}.downsample.0", f"{vp}/proj/conv", "conv"),
                 Module(f"{tp}.downsample.1", f"{vp}/proj/bn", "bn")]
-  return out + [Module("fc", "un_head", "dense")]
+  return out + [Module(fc, "un_head", "dense")]
 
 
 def vggm_modules() -> list[Module]:
@@ -204,6 +208,14 @@ ARCHS.add("u2s_resnet50", Arch(
     lambda n: u2s.U2S(num_classes=n, depth=50, base="tsm", preact=False, variant="one_pass", tsm_fold_div=4096),
     False, "fc", {"name": "u2s", "depth": 50, "width": 64, "preact": False}, reference="resnet50", frames=1,
     copies=(("un_top", "csn_top"),)))
+# U2S's tsm base from TSM's Kinetics-400 ResNet-50 (mit-han-lab/temporal-shift-module: TSN(base_model=
+# resnet50, is_shift, shift_div=8, shift_place="blockres", dropout=0.5)): the same 2D groups with the shift
+# on (every block's residual branch, 1/8 of the channels each way), checked against parity.tsm_resnet50.
+ARCHS.add("tsm_resnet50", Arch(
+    lambda: u2s_resnet50_modules("base_model.", "conv1.net", "new_fc"),
+    lambda n: u2s.U2S(num_classes=n, depth=50, base="tsm", preact=False, variant="one_pass", tsm_fold_div=8),
+    True, "new_fc", {"name": "u2s", "depth": 50, "width": 64, "base": "tsm", "preact": False,
+                     "tsm_fold_div": 8}, reference="tsm_resnet50", copies=(("un_top", "csn_top"),)))
 # FstCN's auxiliary network (CNN-M-2048 in the paper; VGG-M's fc7 has 4096 units).
 ARCHS.add("vggm", Arch(vggm_modules, lambda n: fstcn.FstCN(num_classes=n, paths="scl", fc=(4096, 4096)),
                        False, "classif.6", {"name": "fstcn", "paths": "scl"}, frames=2, bgr=True))
