@@ -28,8 +28,9 @@ synthetic setting on ``synthetic_actions/hard``, every stage twice as long, lr 0
 joint run with EMA statistics and N = 5 instead of the stages), ``tsm`` (Table V: TSM's ResNet-50 and
 its SSv2 recipe, Lin et al. 2019: 8 segments, SGD lr 0.01 for a batch of 64, weight decay 5e-4, 50
 epochs with x0.1 at 20 and 40, TSN segments, short side 256 with jitter in [224, 340], dropout 0.5,
-one centre view;
-the paper does not say how it staged U2S on TSM, so ``tsm`` runs TSM's single schedule online). Table
+one centre view; it starts from TSM's Kinetics-400 ResNet-50 release, ``tsm_resnet50_kinetics400``, in
+both branches; the paper does not say how it staged U2S on TSM, so ``tsm`` runs TSM's single schedule
+online). Table
 III switches: --config.model.variant= u2s | simple | soft_csm | no_mn | non_local | oracle.
 """
 from configs.recipes import common, u2s
@@ -63,7 +64,10 @@ def get_config(arg: str = ""):
   if options & {"synthetic", "ablation", "hard"}:
     u2s.synthetic_segments(c, ablation="ablation" in options)
   else:   # "The Res2D and Res3D weights are initialized with pretrained networks" (Sec. IV-B)
-    pretrained.declare(c, "resnet50_imagenet_u2s", adapt="i3d_inflate")
+    if "tsm" in options:   # TSM's own Kinetics ResNet-50, in the tsm base's layout: nothing to inflate
+      pretrained.declare(c, "tsm_resnet50_kinetics400")
+    else:                  # no public Kinetics Res3D: ImageNet's 2D groups, inflated (docs/models/u2s.md)
+      pretrained.declare(c, "resnet50_imagenet_u2s", adapt="i3d_inflate")
     c.model.preact = False              # the layout of every public ResNet-50 (docs/pretrained.md)
   if "hard" in options:
     common.hard(c)
