@@ -69,6 +69,8 @@ PAPER_CONFIGS = {
     "atw_flow": ("atw_hmdb51", "flow", 51, "resnet50", {"fc", "consensus"}, 0),
     "u2s": ("u2s_sthv2", "", 174, "u2s_resnet50",
             {"un_head", "csn_head", "mask_net", "class_sparsity", "class_count", "updates"}, 0),
+    "u2s_tsm": ("u2s_sthv2", "tsm", 174, "tsm_resnet50",                      # online: N fixed at 5
+                {"un_head", "csn_head", "mask_net", "class_sparsity", "class_count", "updates"}, 0),
 }
 
 
@@ -118,6 +120,18 @@ def test_u2s_res3d_is_inflated_into_both_branches():
       k for k in adapted if "/un_top/" in k}
   kernel = plan.values["params/un_top/group2_block1/conv2/conv/kernel"]
   assert kernel.shape == (3, 3, 3, 256, 256)
+
+
+def test_u2s_tsm_loads_tsm_kinetics_groups_into_both_branches_without_inflation():
+  config = _config("u2s_sthv2", "tsm")
+  assert config.model.base == "tsm" and config.model.preact is False and config.init_adapt == ""
+  assert config.model.tsm_fold_div == 8 and config.input.num_segments == 8          # TSM's shift_div, segments
+  kernel = np.random.default_rng(0).standard_normal((3, 3, 256, 256)).astype(np.float32)
+  plan = _plan(config, 174, _converted("tsm_resnet50", **{"params.un_top.group2_block1.conv2.conv.kernel": kernel}))
+  assert "adapted" not in set(plan.status.values())
+  for branch in ("un_top", "csn_top"):
+    np.testing.assert_array_equal(plan.values[f"params/{branch}/group2_block1/conv2/conv/kernel"], kernel)
+  assert plan.status["params/un_head/kernel"] == "reinit"                    # Kinetics' 400 classes
 
 
 @pytest.mark.parametrize("name,variant", [("sgn_ucf101", "synthetic"), ("sgn_ucf101", "hard"),
@@ -215,9 +229,22 @@ def test_unknown_source_is_a_config_error():
     pretrained.resolve(config)
 
 
+def _tsm_checkpoint(state: dict) -> dict:
+  """What TSM's main.py saves (``save_checkpoint``): the state dict of ``nn.DataParallel(TSN)``."""
+  return {"epoch": 50, "arch": "resnet50", "state_dict": {f"module.{k}": v for k, v in state.items()},
+          "optimizer": {"state": {}, "param_groups": [{"lr": 2e-4, "name": "normal_weight", "params": [0]}]},
+          "best_prec1": 71.2}
+
+
+# how a source's .pth holds its state dict as downloaded (default: torchvision's, the plain state dict);
+# its .safetensors holds the plain state dict, as a user re-saves it (docs/pretrained.md)
+PTH_LAYOUTS = {"tsm_resnet50": _tsm_checkpoint}
+
+
 def _download_stand_ins(arch: str, directory: pathlib.Path) -> list[pathlib.Path]:
   """A random-weight state dict of ``arch``'s source network (torchvision names and layouts, 1000 ImageNet
-  or 400 Kinetics classes) saved as users download it: .safetensors, and .pth where torch is installed."""
+  or 400 Kinetics classes) saved as users download it: .safetensors, and .pth where torch is installed
+  (``PTH_LAYOUTS``)."""
   from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   shapes = tm.variable_shapes(arch, 400 if tm.ARCHS.get(arch).video else 1000)
@@ -230,7 +257,7 @@ def _download_stand_ins(arch: str, directory: pathlib.Path) -> list[pathlib.Path
   except ImportError:
     return files
   files.append(directory / f"{arch}.pth")
-  torch.save({k: torch.from_numpy(v) for k, v in state.items()}, files[1])
+  torch.save(PTH_LAYOUTS.get(arch, dict)({k: torch.from_numpy(v) for k, v in state.items()}), files[1])
   return files
 
 
