@@ -69,9 +69,9 @@ SOURCES.add("resnet50_imagenet_u2s", Source(
 SOURCES.add("tsm_resnet50_kinetics400", Source(
     "tsm_resnet50", "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth",
     "https://hanlab18.mit.edu/projects/tsm/models/TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth",
-    "TSM's Kinetics-400 ResNet-50 (Lin et al. 2019, mit-han-lab/temporal-shift-module: 8 segments, shift "
-    "1/8 each way in every block's residual branch, RGB with ImageNet mean/std), both branches' 2D groups "
-    "with the shift; U2S started from Kinetics weights of its own TSM8F, not public"))
+    "TSM's Kinetics-400 ResNet-50 (Lin et al. 2019, mit-han-lab/temporal-shift-module: 8 segments, 1/8 of "
+    "the channels shifted each way in every block's residual branch, RGB with ImageNet mean/std) in both "
+    "branches; the paper names only 'pretrained networks on Kinetics', this is TSM8F's public one"))
 SOURCES.add("vggm_imagenet", Source(
     "vggm", "vggm-786f2434.pth", "http://data.lip6.fr/cadene/pretrainedmodels/vggm-786f2434.pth",
     "ImageNet VGG-M (CNN-M, Chatfield et al. 2014) as ported to PyTorch by pretrainedmodels, inputs "
