@@ -134,6 +134,8 @@ def test_cli_converts_safetensors_into_an_init_from_directory(tmp_path, capsys):
   np.testing.assert_array_equal(variables["batch_stats"]["layer4_1"]["conv_a"]["bn"]["mean"],
                                 state["layer4.1.bn1.running_mean"])
   np.testing.assert_array_equal(variables["params"]["fc"]["kernel"], state["fc.weight"].T)
+  save_file({f"module.{k}": v for k, v in state.items()}, str(tmp_path / "dp.safetensors"))   # DataParallel's
+  assert convert.read_state_dict(str(tmp_path / "dp.safetensors")).keys() == state.keys()
 
 
 def test_load_torchvision_runs_and_replaces_the_classifier(tmp_path):

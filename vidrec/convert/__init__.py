@@ -29,7 +29,7 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
     raise FileNotFoundError(f"No checkpoint file {path!r}")
   if path.endswith(".safetensors"):
     from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-    return dict(load_file(path))
+    return {k.removeprefix("module."): v for k, v in load_file(path).items()}  # nn.DataParallel's prefix
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
