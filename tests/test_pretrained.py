@@ -197,15 +197,20 @@ def _save(directory, variables):
   init_from.save_variables(str(directory), variables, {"arch": "test"})
 
 
-def test_u2s_stage2_csn_top_inherits_the_pretrained_res3d(tmp_path):
+def test_u2s_stage2_csn_top_starts_from_the_stage1_un_or_the_pretrained_res3d(tmp_path):
   config = _config("u2s_sthv2", "synthetic")
+  assert config.stages.csn_init == "un_top" == _config("u2s_sthv2").stages.csn_init          # the default
   stage1 = {"params": {"un_top": {"w": np.zeros(2)}, "res2d": {"w": np.zeros(2)}},
             "batch_stats": {"un_top": {"m": np.zeros(2)}}}
-  assert config.stages.csn_init == "pretrained"
-  top, origin = procedures.u2s.csn_top_init(config, stage1)                 # no pretrained weights: UN's
-  assert origin == "stage 1 (un_top)" and top["params"] is stage1["params"]["un_top"]
+  assert procedures.u2s.csn_top_init(config, stage1)[1] == "stage 1 (un_top)"
   _save(tmp_path / "conv", {"params": {"un_top": {"w": np.ones(2)}, "csn_top": {"w": np.full(2, 2.0)}},
                             "batch_stats": {"csn_top": {"m": np.full(2, 3.0)}}})
+  config.init_from = str(tmp_path / "conv")
+  assert procedures.u2s.csn_top_init(config, stage1)[1] == "stage 1 (un_top)"   # un_top even with weights
+  config.init_from = ""
+  config.stages.csn_init = "pretrained"
+  top, origin = procedures.u2s.csn_top_init(config, stage1)                 # no pretrained weights: UN's
+  assert origin == "stage 1 (un_top)" and top["params"] is stage1["params"]["un_top"]
   config.init_from = str(tmp_path / "conv")
   top, origin = procedures.u2s.csn_top_init(config, stage1)
   assert origin == f"{tmp_path}/conv (csn_top)"

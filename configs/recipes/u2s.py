@@ -26,7 +26,7 @@ def u2s_model(c: ml_collections.ConfigDict, csm_warmup_steps: int) -> None:
   c.stages = ml_collections.ConfigDict({
       "steps": (1, 1, 1), "frozen": "res2d/*,un_top/*,un_head/*", "joint_lr": 1e-4,
       "top_n_standard": 0.85, "top_n_split": "auto", "held_out": 0.1,
-      "csn_init": "pretrained"})          # stage 2's csn_top: pretrained | un_top (vidrec.procedures.u2s)
+      "csn_init": "un_top"})              # stage 2's csn_top: un_top | pretrained (vidrec.procedures.u2s)
 
 
 def hard_lr(c: ml_collections.ConfigDict) -> None:
