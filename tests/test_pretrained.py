@@ -74,19 +74,33 @@ PAPER_CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("key", sorted(PAPER_CONFIGS))
-def test_plan_loads_the_whole_backbone_and_leaves_fresh_only_what_the_paper_adds(key):
-  name, variant, classes, arch, fresh, unused = PAPER_CONFIGS[key]
+def _paper_config(key: str):
+  """The real config of ``PAPER_CONFIGS[key]`` as it starts training (U2S: N as the CSM pass sets it)."""
+  name, variant = PAPER_CONFIGS[key][:2]
   config = _config(name, variant)
   if key == "u2s":
-    config.model.csm_num_confusing = 5           # as the staged schedule sets it after the CSM pass
-  assert tm.ARCHS.get(pretrained.SOURCES.get(config.pretrained).arch) is tm.ARCHS.get(arch)
-  assert config.init_from == pretrained.default_dir(config.pretrained)
-  plan = _plan(config, classes, _converted(arch))
+    config.model.csm_num_confusing = 5
+  return config
+
+
+def _check_backbone_loaded(plan: init_from.Plan, fresh: set[str] | None) -> set[str]:
+  """Asserts that no module is half-loaded and that exactly ``fresh`` (None: all but ``vgg``) is not
+  loaded; returns the loaded modules."""
   modules = _by_module(plan)
   loaded = {m for m, s in modules.items() if s <= LOADED}
   assert {m for m, s in modules.items() if s & LOADED} == loaded            # no module half-loaded
   assert set(modules) - loaded == (fresh if fresh is not None else set(modules) - {"vgg"})
+  return loaded
+
+
+@pytest.mark.parametrize("key", sorted(PAPER_CONFIGS))
+def test_plan_loads_the_whole_backbone_and_leaves_fresh_only_what_the_paper_adds(key):
+  _, _, classes, arch, fresh, unused = PAPER_CONFIGS[key]
+  config = _paper_config(key)
+  assert tm.ARCHS.get(pretrained.SOURCES.get(config.pretrained).arch) is tm.ARCHS.get(arch)
+  assert config.init_from == pretrained.default_dir(config.pretrained)
+  plan = _plan(config, classes, _converted(arch))
+  loaded = _check_backbone_loaded(plan, fresh)
   assert len(plan.unused) == unused
   if key == "joint_lstm":
     assert loaded == {"vgg"} and all(u.split("/")[2] in ("fc6", "fc7", "fc8") for u in plan.unused)
@@ -270,28 +284,21 @@ def _download_stand_ins(arch: str, directory: pathlib.Path) -> list[pathlib.Path
 @pytest.mark.parametrize("key", sorted(PAPER_CONFIGS) + ["fstcn"])
 def test_each_papers_command_sequence_on_a_downloaded_stand_in(key, data_dir, tmp_path, capsys):
   """docs/pretrained.md's sequence per paper: downloaded file -> ``vidrec.convert`` CLI -> ``--dry_run``
-  exits 0 and its plan loads every backbone array, leaving fresh only what the paper adds."""
+  exits 0 and its plan loads every backbone array, leaving fresh only what the paper adds (FstCN: its
+  stage 1, the auxiliary network, loads VGG-M but fc7 and the classifier)."""
   from vidrec import dry_run  # pylint: disable=g-import-not-at-top
   from vidrec.convert import __main__ as convert_cli  # pylint: disable=g-import-not-at-top
-  name, variant, _, arch, fresh, _ = PAPER_CONFIGS.get(key, ("fstcn_ucf101", "", 101, "vggm", None, 0))
+  arch, fresh = ("vggm", {"scl_fc7", "classifier_aux"}) if key == "fstcn" else PAPER_CONFIGS[key][3:5]
   for i, checkpoint in enumerate(_download_stand_ins(arch, tmp_path)):
     out = tmp_path / f"converted{i}"
     convert_cli.main(["torchvision", "--arch", arch, "--checkpoint", str(checkpoint), "--out", str(out)])
-    config = _config(name, variant)
+    config = _config("fstcn_ucf101") if key == "fstcn" else _paper_config(key)
     assert config.init_from == pretrained.default_dir(config.pretrained)
     config.update(init_from=str(out))
     config.dataset.update(name="synthetic_actions/tiny", data_dir=data_dir)
-    if key == "u2s":
-      config.model.csm_num_confusing = 5
     capsys.readouterr()
     assert dry_run.run(config, str(tmp_path / "w")) == 0
     assert "would start" in capsys.readouterr().out
-    checkpoint_vars, _ = init_from.load_variables(str(out))
-    if key == "fstcn":                                        # stage 1, the auxiliary network, loads VGG-M
-      config = procedures.fstcn.stage_config(config, 1, str(tmp_path / "w"))
-    modules = _by_module(_plan(config, 12, checkpoint_vars))
-    loaded = {m for m, s in modules.items() if s <= LOADED}
-    assert {m for m, s in modules.items() if s & LOADED} == loaded                # no module half-loaded
     if key == "fstcn":
-      fresh = {"scl_fc7", "classifier_aux"}
-    assert set(modules) - loaded == (fresh if fresh is not None else set(modules) - {"vgg"})
+      config = procedures.fstcn.stage_config(config, 1, str(tmp_path / "w"))
+    _check_backbone_loaded(_plan(config, 12, init_from.load_variables(str(out))[0]), fresh)
