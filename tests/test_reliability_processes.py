@@ -18,7 +18,7 @@ from vidrec import cli, trainer
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # Steps and the DELAY (s) before each step, which leaves time to signal, per number of processes.
-RUNS = {1: (6, 0.7), 2: (4, 1.0)}
+RUNS = {1: (6, 0.7), 2: (6, 1.0)}   # with 4 steps, 2 processes once stopped only after the last one
 
 
 def _losses(workdir: str) -> dict[int, float]:
